@@ -1,0 +1,74 @@
+"""The `pcp` console command: serve, ask, console, check-data."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+
+from bot.config import Settings
+from bot.console import run as run_console
+from bot.console import to_terminal
+from bot.db import Store
+from bot.render import Message, render_plain
+from handlers.answer import answer
+from scorecard.checks import find_discrepancies
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="pcp", description="The West Yorkshire Police and Crime Plan in Slack.")
+    commands = parser.add_subparsers(dest="command", required=True)
+    commands.add_parser("serve", help="run the Slack bot (HTTP, or Socket Mode when SLACK_APP_TOKEN is set)")
+    ask = commands.add_parser("ask", help="print what `/pcp TEXT` would answer")
+    ask.add_argument("text", nargs="*", help="what you would type after /pcp")
+    ask.add_argument("--json", action="store_true", help="print the Slack message payload (text and blocks)")
+    commands.add_parser("console", help="a local console that answers like /pcp, no Slack needed")
+    commands.add_parser("check-data", help="list where the plan document disagrees with its own figures")
+    return parser
+
+
+def _asker(store: Store):
+    def ask(text: str) -> Message:
+        with store.session() as session:
+            return answer(text, session=session)
+
+    return ask
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    settings = Settings()
+    if args.command == "serve":
+        from bot.runtime import configure_logging, serve
+
+        configure_logging(settings.log_level)
+        if not settings.has_slack_credentials:
+            print(
+                "pcp serve needs SLACK_BOT_TOKEN and SLACK_SIGNING_SECRET (see README).\n"
+                "To try pcp without Slack, run: pcp console",
+                file=sys.stderr,
+            )
+            return 2
+        serve(settings)
+        return 0
+    store = Store.open(settings.database_url)
+    try:
+        if args.command == "ask":
+            message = _asker(store)(" ".join(args.text))
+            if args.json:
+                print(json.dumps(message.payload(), indent=2, ensure_ascii=False))
+            else:
+                print(to_terminal(message, bold=sys.stdout.isatty()), end="")
+        elif args.command == "console":
+            run_console(_asker(store))
+        elif args.command == "check-data":
+            with store.session() as session:
+                print(render_plain("check_data.txt", items=find_discrepancies(session=session)), end="")
+        return 0
+    finally:
+        store.close()
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

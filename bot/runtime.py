@@ -1,0 +1,69 @@
+"""Wiring: settings -> store -> Bolt app (with handlers) -> HTTP server or Socket Mode."""
+
+from __future__ import annotations
+
+import logging
+import re
+import signal
+from types import FrameType
+
+from slack_bolt import App
+
+from bot.config import Settings
+from bot.db import Store
+from bot.server import make_server, wsgi_app
+from bot.slack_app import create_app
+
+log = logging.getLogger("pcp")
+TOKEN_PATTERN = re.compile(r"xox[a-z]-[A-Za-z0-9-]+|xapp-[A-Za-z0-9-]+")
+
+
+class RedactTokens(logging.Filter):
+    """Defence in depth: whatever a library logs, a Slack token never reaches the log."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        if TOKEN_PATTERN.search(message):
+            record.msg, record.args = TOKEN_PATTERN.sub("[redacted token]", message), ()
+        return True
+
+
+def configure_logging(level: str) -> None:
+    handler = logging.StreamHandler()
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    handler.addFilter(RedactTokens())
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level.upper())
+
+
+def build(settings: Settings) -> tuple[Store, App]:
+    store = Store.open(settings.database_url)
+    return store, create_app(settings, store=store)
+
+
+def serve(settings: Settings) -> None:
+    """Run until SIGTERM or Ctrl-C: Socket Mode with an app token, otherwise HTTP."""
+    store, app = build(settings)
+    if settings.slack_app_token is not None:
+        from slack_bolt.adapter.socket_mode import SocketModeHandler
+
+        log.info("pcp connecting to Slack in Socket Mode")
+        SocketModeHandler(app, app_token=settings.slack_app_token.get_secret_value()).start()
+        return
+    server = make_server(
+        wsgi_app(app, store=store), host=settings.host, port=settings.port, threads=settings.http_threads
+    )
+
+    def stop(signum: int, _frame: FrameType | None) -> None:
+        log.info("pcp stopping (signal %s)", signum)
+        server.close()
+
+    signal.signal(signal.SIGTERM, stop)
+    log.info("pcp listening on http://%s:%s/slack/events", settings.host, server.effective_port)
+    try:
+        server.run()
+    except (KeyboardInterrupt, OSError):
+        pass  # close() from the signal handler ends run() with EBADF; both mean "stop"
+    finally:
+        store.close()

@@ -1,0 +1,14 @@
+"""Slack entry points. Each module exposes register(app, ...); callbacks are plain functions."""
+
+from __future__ import annotations
+
+from slack_bolt import App
+
+from bot.db import Store
+from handlers import actions, commands, errors
+
+
+def register(app: App, *, store: Store) -> None:
+    commands.register(app, store=store)
+    actions.register(app, store=store)
+    errors.register(app)

@@ -1,0 +1,40 @@
+"""Buttons on answers: share the answer in the channel, or open a related answer."""
+
+from __future__ import annotations
+
+import re
+
+from slack_bolt import Ack, App, Respond
+
+from bot.db import Store
+from handlers.answer import answer
+
+OPEN_ACTION = re.compile(r"^pcp_open")
+
+
+def handle_share(*, ack: Ack, body: dict, action: dict, respond: Respond, store: Store) -> None:
+    """Post the answer for everyone, credited to whoever shared it, and remove the private copy."""
+    ack()
+    with store.session() as session:
+        message = answer(action.get("value", ""), session=session, shared_by=body["user"]["id"])
+    respond(**message.payload(response_type="in_channel", replace_original=False))
+    respond(delete_original=True)
+
+
+def handle_open(*, ack: Ack, action: dict, respond: Respond, store: Store) -> None:
+    """Replace the private answer with the one the button names (a priority, a suggestion...)."""
+    ack()
+    with store.session() as session:
+        message = answer(action.get("value", ""), session=session)
+    respond(**message.payload(response_type="ephemeral", replace_original=True))
+
+
+def register(app: App, *, store: Store) -> None:
+    def share(ack: Ack, body: dict, action: dict, respond: Respond) -> None:
+        handle_share(ack=ack, body=body, action=action, respond=respond, store=store)
+
+    def open_(ack: Ack, action: dict, respond: Respond) -> None:
+        handle_open(ack=ack, action=action, respond=respond, store=store)
+
+    app.action("pcp_share")(share)
+    app.action(OPEN_ACTION)(open_)

@@ -1,0 +1,26 @@
+"""The `/pcp` slash command: acknowledge at once, then answer through `response_url`."""
+
+from __future__ import annotations
+
+from logging import Logger
+
+from slack_bolt import Ack, App, Respond
+
+from bot.db import Store
+from handlers.answer import answer, split_share
+
+
+def handle_pcp(*, ack: Ack, command: dict, respond: Respond, store: Store, logger: Logger) -> None:
+    ack()  # Slack shows an error after 3 s; the answer follows through response_url
+    text, share = split_share(command.get("text", ""))
+    with store.session() as session:
+        message = answer(text, session=session, shared_by=command.get("user_id") if share else None)
+    respond(**message.payload(response_type="in_channel" if share else "ephemeral"))
+    logger.info("answered /pcp", extra={"user": command.get("user_id"), "shared": share})
+
+
+def register(app: App, *, store: Store) -> None:
+    def pcp(ack: Ack, command: dict, respond: Respond, logger: Logger) -> None:
+        handle_pcp(ack=ack, command=command, respond=respond, store=store, logger=logger)
+
+    app.command("/pcp")(pcp)

@@ -1,0 +1,158 @@
+"""All SQLModel tables of the store, in one place.
+
+The plan document is loaded into these tables (see `scorecard.plan_loader`); every
+answer is read back from them, so a figure shown in Slack always has a row and a source.
+Lists that are only ever read whole (aliases, paragraphs, notes) are JSON columns.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+
+from sqlalchemy import JSON, Column, UniqueConstraint
+from sqlmodel import Field, SQLModel
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _json_list() -> Column:
+    return Column(JSON, nullable=False, default=list)
+
+
+class Area(SQLModel, table=True):
+    """A priority, a cross-cutting theme, or a cross-cutting work section of the plan."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    key: str = Field(unique=True, index=True)
+    kind: str  # priority | theme | work
+    number: int | None = None
+    position: int = 0
+    name: str
+    short_name: str
+    summary: str = ""
+    aliases: list[str] = Field(default_factory=list, sa_column=_json_list())
+    objective: list[str] = Field(default_factory=list, sa_column=_json_list())
+    outcomes: list[str] = Field(default_factory=list, sa_column=_json_list())
+    sections: list[dict] = Field(default_factory=list, sa_column=_json_list())
+    related: list[str] = Field(default_factory=list, sa_column=_json_list())
+    source: str
+
+
+class Milestone(SQLModel, table=True):
+    id: int | None = Field(default=None, primary_key=True)
+    area_id: int = Field(foreign_key="area.id", index=True)
+    number: int
+    title: str
+    summary: str
+    source: str
+
+
+class Headline(SQLModel, table=True):
+    """A performance headline; its key (`p3-h3`) is how metrics refer to it."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    key: str = Field(unique=True, index=True)
+    area_id: int = Field(foreign_key="area.id", index=True)
+    position: int
+    text: str
+    source: str
+
+
+class Metric(SQLModel, table=True):
+    id: int | None = Field(default=None, primary_key=True)
+    key: str = Field(unique=True, index=True)
+    name: str
+    short_name: str
+    area_id: int = Field(foreign_key="area.id", index=True)
+    position: int = 0
+    direction: str  # increase | reduce | maintain | keep_below | monitor
+    unit: str  # percent | count | number
+    national_baseline: str = ""
+    trend: str = ""
+    target_value: float | None = None
+    target_by: str | None = None
+    target_of: str | None = None
+    aliases: list[str] = Field(default_factory=list, sa_column=_json_list())
+    headline_keys: list[str] = Field(default_factory=list, sa_column=_json_list())
+    notes: list[str] = Field(default_factory=list, sa_column=_json_list())
+    discrepancies: list[str] = Field(default_factory=list, sa_column=_json_list())
+    source: str
+
+
+class MetricSeries(SQLModel, table=True):
+    """One labelled series of a metric ("" for a metric with a single series)."""
+
+    __table_args__ = (UniqueConstraint("metric_id", "label"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    metric_id: int = Field(foreign_key="metric.id", index=True)
+    label: str = ""
+    position: int = 0
+    stated_change: str = ""
+    trend: str = ""
+
+
+class Reading(SQLModel, table=True):
+    """One figure of one series for one period, with where it came from.
+
+    `value` is None when the source gives text instead of a number ("Not available");
+    the text is then in `text`. `period_start`/`period_end` are None when the source does
+    not state the period, and `observed_on` (the publication date) orders such readings.
+    """
+
+    id: int | None = Field(default=None, primary_key=True)
+    metric_id: int = Field(foreign_key="metric.id", index=True)
+    series: str = ""
+    period_label: str
+    period_start: date | None = None
+    period_end: date | None = None
+    observed_on: date
+    value: float | None = None
+    text: str | None = None
+    is_baseline: bool = False
+    provisional: bool = False
+    source: str
+    recorded_at: datetime = Field(default_factory=_now)
+
+
+class FundingYear(SQLModel, table=True):
+    id: int | None = Field(default=None, primary_key=True)
+    year: str = Field(unique=True)
+    heading: str
+    stated_awarded: int
+    stated_awarded_mark: str = ""
+    stated_allocated: int
+    stated_allocated_mark: str = ""
+    source: str
+
+
+class FundingStream(SQLModel, table=True):
+    id: int | None = Field(default=None, primary_key=True)
+    key: str = Field(unique=True, index=True)
+    name: str
+    position: int = 0
+    aliases: list[str] = Field(default_factory=list, sa_column=_json_list())
+    source: str
+
+
+class FundingAward(SQLModel, table=True):
+    __table_args__ = (UniqueConstraint("stream_id", "year"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    stream_id: int = Field(foreign_key="fundingstream.id", index=True)
+    year: str
+    label: str
+    awarded: int
+    awarded_mark: str = ""
+    allocated: int
+    allocated_mark: str = ""
+    source: str
+
+
+class PlanFact(SQLModel, table=True):
+    """Small document-level facts read whole: footnote markers, planned commissions, title."""
+
+    key: str = Field(primary_key=True)
+    value: dict = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
