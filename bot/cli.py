@@ -50,7 +50,13 @@ def main(argv: Sequence[str] | None = None) -> int:
                 file=sys.stderr,
             )
             return 2
-        serve(settings)
+        from slack_bolt.error import BoltError
+
+        try:
+            serve(settings)
+        except BoltError as error:  # Slack refused the bot token at start (auth.test)
+            print(f"pcp serve could not start: Slack rejected SLACK_BOT_TOKEN.\n{error}", file=sys.stderr)
+            return 3
         return 0
     store = Store.open(settings.database_url)
     try:

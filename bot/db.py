@@ -18,7 +18,16 @@ from scorecard import models  # noqa: F401  (registers the tables)
 from scorecard.plan_loader import load_plan, plan_is_loaded
 
 
+def normalise_url(url: str) -> str:
+    """`postgresql://` and `postgres://` (as hosting platforms write them) mean psycopg 3 here."""
+    for prefix in ("postgres://", "postgresql://"):
+        if url.startswith(prefix):
+            return "postgresql+psycopg://" + url[len(prefix) :]
+    return url
+
+
 def make_engine(url: str) -> Engine:
+    url = normalise_url(url)
     if url.startswith("sqlite"):
         path = url.split("///", 1)[-1]
         if path and path != ":memory:":

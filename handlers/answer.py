@@ -32,7 +32,7 @@ def answer(text: str, *, session: Session, shared_by: str | None = None) -> Mess
         shared_by = None  # only a real user id may become a mention
     resolution = resolve(text, session=session)
     common = {
-        "command": text.strip(),
+        "command": resolution.command,
         "corrected_from": resolution.corrected_from,
         "shared_by": shared_by,
         "interactive": shared_by is None,

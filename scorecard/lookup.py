@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 
 from rapidfuzz import fuzz, process
+from rapidfuzz.distance import DamerauLevenshtein
 from sqlmodel import Session
 
 from scorecard import queries
@@ -40,6 +41,7 @@ class Resolution:
     kind: Kind
     query: str
     key: str | None = None
+    command: str = ""  # the canonical way to ask for it again (buttons carry this, not the raw text)
     corrected_from: str | None = None  # set when a typo was forgiven
     suggestions: list[Target] = field(default_factory=list)
 
@@ -50,8 +52,9 @@ FUNDING_WORDS = {"funding", "funding table", "budget", "budgets", "money", "gran
 FUNDING_PREFIXES = ("funding ", "fund ", "budget ")
 
 ACCEPT_SCORE = 88.0  # a fuzzy match this good, and clearly ahead, is answered directly
-CLEAR_LEAD = 6.0
-SUGGEST_SCORE = 50.0
+CLEAR_LEAD = 5.0
+SUGGEST_SCORE = 55.0
+PREFIX_SCORE = 90.0  # "knif" is the start of "knife crime": as good as a near miss
 MAX_SUGGESTIONS = 3
 
 
@@ -91,26 +94,35 @@ def _index(*, session: Session, streams_only: bool = False) -> dict[str, Target]
 def resolve(text: str, *, session: Session) -> Resolution:
     query = normalise(text)
     if query in HELP_WORDS:
-        return Resolution(Kind.HELP, text)
+        return Resolution(Kind.HELP, text, command="help")
     if query in SCORECARD_WORDS:
-        return Resolution(Kind.SCORECARD, text)
+        return Resolution(Kind.SCORECARD, text, command="scorecard")
     if query in FUNDING_WORDS:
-        return Resolution(Kind.FUNDING, text)
+        return Resolution(Kind.FUNDING, text, command="funding")
     streams_only = query.startswith(FUNDING_PREFIXES)
     if streams_only:
         query = query.split(" ", 1)[1]
     index = _index(session=session, streams_only=streams_only)
     if query in index:
         target = index[query]
-        return Resolution(target.kind, text, key=target.key)
+        return Resolution(target.kind, text, key=target.key, command=target.command)
     ranked = _rank(query, index)
     if ranked:
         (best, best_score), *rest = ranked
         runner_up = rest[0][1] if rest else 0.0
         if best_score >= ACCEPT_SCORE and best_score - runner_up >= CLEAR_LEAD:
-            return Resolution(best.kind, text, key=best.key, corrected_from=text)
+            return Resolution(best.kind, text, key=best.key, command=best.command, corrected_from=text)
     suggestions = [target for target, score in ranked if score >= SUGGEST_SCORE][:MAX_SUGGESTIONS]
     return Resolution(Kind.NOT_FOUND, text, suggestions=suggestions)
+
+
+def _score(query: str, phrase: str, **_: object) -> float:
+    """The best of: word-order-tolerant similarity, one-typo similarity (swapped letters count
+    once), and being the start of a phrase."""
+    scores = [fuzz.WRatio(query, phrase), 100 * DamerauLevenshtein.normalized_similarity(query, phrase)]
+    if len(query) >= 3 and phrase.startswith(query):
+        scores.append(PREFIX_SCORE)
+    return max(scores)
 
 
 def _rank(query: str, index: dict[str, Target]) -> list[tuple[Target, float]]:
@@ -118,7 +130,7 @@ def _rank(query: str, index: dict[str, Target]) -> list[tuple[Target, float]]:
     if not query:
         return []
     best: dict[Target, float] = {}
-    for phrase, score, _ in process.extract(query, list(index), scorer=fuzz.WRatio, limit=40):
+    for phrase, score, _ in process.extract(query, list(index), scorer=_score, limit=40):
         target = index[phrase]
         best[target] = max(best.get(target, 0.0), float(score))
     return sorted(best.items(), key=lambda item: item[1], reverse=True)

@@ -143,7 +143,8 @@ class SlackStub:
         if self._server is None:
             self._closing.clear()
             self._server = _Server(self)
-            self._thread = threading.Thread(target=self._server.serve_forever, name="slack-stub", daemon=True)
+            serve = self._server.serve_forever  # short poll interval: stop() returns in ~50 ms, not 0.5 s
+            self._thread = threading.Thread(target=serve, args=(0.05,), name="slack-stub", daemon=True)
             self._thread.start()
         return self
 
@@ -155,9 +156,8 @@ class SlackStub:
         self._closing.set()
         server.shutdown()
         server.server_close()
-        for thread in [self._thread, *server.workers]:
-            if thread is not None:
-                thread.join(timeout=5)
+        for thread in filter(None, [self._thread, *server.workers]):
+            thread.join(timeout=5)
 
     def __enter__(self) -> SlackStub:
         return self.start()
@@ -198,17 +198,8 @@ class SlackStub:
             for store in (self.requests, self.messages, self.uploads, self.views, self._files, self._faults):
                 store.clear()
 
-    def fail(
-        self,
-        method: str,
-        *,
-        status: int | None = None,
-        error: str | None = None,
-        retry_after: int | None = None,
-        times: int = 1,
-        delay: float | None = None,
-        disconnect: bool = False,
-    ) -> None:
+    def fail(self, method: str, *, status: int | None = None, error: str | None = None, retry_after: int | None = None,
+             times: int = 1, delay: float | None = None, disconnect: bool = False) -> None:  # fmt: skip
         """Make the next ``times`` calls of ``method`` fail (``"webhook"`` / ``"upload"`` for those URLs).
 
         ``status=429`` answers like Slack's rate limiter (``Retry-After``, default 1; ``retry_after`` alone implies
@@ -254,7 +245,7 @@ class SlackStub:
         """JSON bodies via json.loads; form bodies (and query strings) flattened to single values."""
         body: Json = {k: v[-1] for k, v in parse_qs(query).items()}
         if "application/json" in content_type:
-            loaded = _decoded(raw.decode("utf-8", "replace") or "{}")
+            loaded = _decoded(raw.decode("utf-8", "replace").strip() or "{}")
             body.update(loaded if isinstance(loaded, dict) else {})
         elif "multipart/" not in content_type:
             body.update({k: v[-1] for k, v in parse_qs(raw.decode("utf-8", "replace")).items()})

@@ -1,0 +1,22 @@
+"""The app manifest declares what the code serves, within Slack's manifest limits."""
+
+from __future__ import annotations
+
+import yaml
+
+from bot.server import EVENTS_PATH
+from tests.conftest import REPO
+
+
+def test_manifest_matches_the_code_and_slacks_limits():
+    manifest = yaml.safe_load((REPO / "bot" / "manifest.yml").read_text())
+    assert 1 <= len(manifest["display_information"]["name"]) <= 35
+    assert len(manifest["features"]["bot_user"]["display_name"]) <= 80
+    (command,) = manifest["features"]["slash_commands"]
+    assert command["command"] == "/pcp"
+    assert 1 <= len(command["description"]) <= 2000 and len(command["usage_hint"]) <= 1000
+    assert command["should_escape"] is False, "pcp escapes text itself; Slack's escaping would show as &lt;"
+    assert command["url"].endswith(EVENTS_PATH)
+    assert manifest["settings"]["interactivity"]["is_enabled"] is True, "the Share and Open buttons need it"
+    assert manifest["settings"]["interactivity"]["request_url"].endswith(EVENTS_PATH)
+    assert "commands" in manifest["oauth_config"]["scopes"]["bot"]
