@@ -32,7 +32,7 @@ from tests.slack_stub import SlackStub
 
 SIGNING_SECRET = "test-signing-secret"
 BOT_TOKEN = "xoxb-test-token-1234567890"
-SOURCE = Path(__file__).resolve().parents[2] / "shared" / "source" / "police-and-crime-plan-overview-2023-12.txt"
+SOURCE = Path(__file__).resolve().parents[1] / "data" / "source" / "police-and-crime-plan-overview-2023-12.txt"
 REPO = Path(__file__).resolve().parents[1]
 
 
