@@ -51,11 +51,16 @@ def main(argv: Sequence[str] | None = None) -> int:
             )
             return 2
         from slack_bolt.error import BoltError
+        from slack_sdk.errors import SlackApiError
 
         try:
             serve(settings)
         except BoltError as error:  # Slack refused the bot token at start (auth.test)
             print(f"pcp serve could not start: Slack rejected SLACK_BOT_TOKEN.\n{error}", file=sys.stderr)
+            return 3
+        except SlackApiError as error:  # Slack refused the app token (apps.connections.open)
+            reason = error.response.get("error", "unknown error")
+            print(f"pcp serve could not start: Slack rejected SLACK_APP_TOKEN ({reason}).", file=sys.stderr)
             return 3
         return 0
     store = Store.open(settings.database_url)

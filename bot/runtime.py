@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import re
 import signal
+import threading
+from collections.abc import Callable
 from types import FrameType
 
 from slack_bolt import App
@@ -45,25 +48,45 @@ def build(settings: Settings) -> tuple[Store, App]:
 def serve(settings: Settings) -> None:
     """Run until SIGTERM or Ctrl-C: Socket Mode with an app token, otherwise HTTP."""
     store, app = build(settings)
-    if settings.slack_app_token is not None:
-        from slack_bolt.adapter.socket_mode import SocketModeHandler
-
-        log.info("pcp connecting to Slack in Socket Mode")
-        SocketModeHandler(app, app_token=settings.slack_app_token.get_secret_value()).start()
-        return
-    server = make_server(
-        wsgi_app(app, store=store), host=settings.host, port=settings.port, threads=settings.http_threads
-    )
-
-    def stop(signum: int, _frame: FrameType | None) -> None:
-        log.info("pcp stopping (signal %s)", signum)
-        server.close()
-
-    signal.signal(signal.SIGTERM, stop)
-    log.info("pcp listening on http://%s:%s/slack/events", settings.host, server.effective_port)
     try:
-        server.run()
-    except (KeyboardInterrupt, OSError):
-        pass  # close() from the signal handler ends run() with EBADF; both mean "stop"
+        if settings.slack_app_token is not None:
+            _serve_socket_mode(app, settings.slack_app_token.get_secret_value())
+        else:
+            _serve_http(app, store, settings)
     finally:
         store.close()
+
+
+def _on_sigterm(stop: Callable[[], None]) -> None:
+    def handler(signum: int, _frame: FrameType | None) -> None:
+        log.info("pcp stopping (signal %s)", signum)
+        stop()
+
+    signal.signal(signal.SIGTERM, handler)
+
+
+def _serve_http(app: App, store: Store, settings: Settings) -> None:
+    application = wsgi_app(app, store=store)
+    server = make_server(application, host=settings.host, port=settings.port, threads=settings.http_threads)
+    _on_sigterm(server.close)
+    log.info("pcp listening on http://%s:%s/slack/events", settings.host, server.effective_port)
+    # close() from the signal handler ends run() with EBADF; Ctrl-C with KeyboardInterrupt: both mean "stop"
+    with contextlib.suppress(KeyboardInterrupt, OSError):
+        server.run()
+
+
+def _serve_socket_mode(app: App, app_token: str) -> None:
+    """Connect out to Slack; a rejected app token raises SlackApiError before anything runs."""
+    from slack_bolt.adapter.socket_mode import SocketModeHandler
+
+    handler = SocketModeHandler(app, app_token=app_token)
+    stopped = threading.Event()
+    _on_sigterm(stopped.set)
+    handler.connect()
+    log.info("pcp connected to Slack in Socket Mode")
+    try:
+        stopped.wait()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        handler.close()

@@ -131,6 +131,7 @@ class SlackStub:
         self.messages: list[Json] = []  # every chat.postMessage: channel, ts, text, blocks, thread_ts
         self.uploads: dict[str, bytes] = {}  # file_id -> bytes POSTed to its upload_url
         self.views: dict[str, Json] = {}  # user_id -> last view published with views.publish
+        self.socket_mode_url: str | None = None  # what apps.connections.open hands out: a SocketModeStub's url
         self._files: dict[str, Json] = {}  # file_id -> filename from files.getUploadURLExternal
         self._faults: dict[str, deque[_Fault]] = {}
         self._cond = threading.Condition()  # guards all state above; notified on every request
@@ -276,8 +277,9 @@ class SlackStub:
         token = auth[7:].strip() if auth.lower().startswith("bearer ") else str(body.get("token") or "")
         if not token:
             return 200, _err("not_authed"), {}
-        if not token.startswith("xoxb-") or token in SPECIAL_TOKENS:
-            return 200, _err(SPECIAL_TOKENS.get(token, "invalid_auth")), {}
+        app_level = method == "apps.connections.open"  # like Slack, the one method here that needs an xapp- token
+        if not token.startswith("xapp-" if app_level else "xoxb-") or token in SPECIAL_TOKENS:
+            return 200, _err(SPECIAL_TOKENS.get(token, "not_allowed_token_type" if app_level else "invalid_auth")), {}
         api = getattr(self, "_api_" + method.replace(".", "_"), None)
         with self._cond:
             return 200, api(body) if api else {"ok": True}, {"x-oauth-scopes": SCOPES}
@@ -293,6 +295,10 @@ class SlackStub:
     def _api_auth_test(self, body: Json) -> Json:
         return {"ok": True, "url": "https://pcp-test.slack.com/", "team": "PCP Test", "user": "pcp", "team_id": TEAM_ID,
                 "user_id": BOT_USER_ID, "bot_id": BOT_ID, "is_enterprise_install": False}  # fmt: skip
+
+    def _api_apps_connections_open(self, body: Json) -> Json:
+        """Socket Mode's WebSocket URL; an error until a test sets ``socket_mode_url``, so a missing one is loud."""
+        return {"ok": True, "url": self.socket_mode_url} if self.socket_mode_url else _err("socket_mode_url_not_set")
 
     def _api_chat_postMessage(self, body: Json) -> Json:
         channel, text, blocks = body.get("channel"), body.get("text"), _decoded(body.get("blocks"))
