@@ -7,6 +7,8 @@ exactly the same thing. No Slack objects here: callers decide how to send it.
 from __future__ import annotations
 
 import re
+import threading
+from collections import OrderedDict
 
 from sqlmodel import Session
 
@@ -16,6 +18,7 @@ from scorecard.lookup import Kind, resolve
 
 SHARE_WORD = "share"
 SLACK_USER_ID = re.compile(r"^[UW][A-Z0-9]{2,}$")
+_CACHE_LOCK = threading.Lock()
 
 
 def split_share(text: str) -> tuple[str, bool]:
@@ -26,10 +29,32 @@ def split_share(text: str) -> tuple[str, bool]:
     return text.strip(), False
 
 
+_CACHE: OrderedDict[tuple, Message] = OrderedDict()
+CACHE_SIZE = 1024
+
+
 def answer(text: str, *, session: Session, shared_by: str | None = None) -> Message:
-    """The reply to `text`. With `shared_by` (a Slack user id) it is the in-channel version."""
+    """The reply to `text`. With `shared_by` (a Slack user id) it is the in-channel version.
+
+    Answers change only when the data does, so they are cached per data version: a repeated
+    question costs one primary-key read instead of several queries and a render.
+    """
     if shared_by is not None and not SLACK_USER_ID.match(shared_by):
         shared_by = None  # only a real user id may become a mention
+    key = (*queries.data_version_key(session=session), " ".join(text.split()).lower(), shared_by)
+    with _CACHE_LOCK:
+        if key in _CACHE:
+            _CACHE.move_to_end(key)
+            return _CACHE[key]
+    message = _answer(text, session=session, shared_by=shared_by)
+    with _CACHE_LOCK:
+        _CACHE[key] = message
+        while len(_CACHE) > CACHE_SIZE:
+            _CACHE.popitem(last=False)
+    return message
+
+
+def _answer(text: str, *, session: Session, shared_by: str | None) -> Message:
     resolution = resolve(text, session=session)
     common = {
         "command": resolution.command,

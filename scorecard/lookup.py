@@ -64,8 +64,21 @@ def normalise(text: str) -> str:
     return re.sub(r"[^a-z0-9]+", " ", text).strip()
 
 
+_INDEX_CACHE: dict[tuple[str, int, bool], dict[str, Target]] = {}
+
+
 def _index(*, session: Session, streams_only: bool = False) -> dict[str, Target]:
-    """Every phrase a person might type, mapped to what it names."""
+    """Every phrase a person might type, mapped to what it names; rebuilt only when the data changes."""
+    version = queries.data_version_key(session=session)
+    key = (*version, streams_only)
+    if key not in _INDEX_CACHE:
+        for stale in [k for k in _INDEX_CACHE if k[:2] != version and k[0] == version[0]]:
+            _INDEX_CACHE.pop(stale, None)
+        _INDEX_CACHE[key] = _build_index(session=session, streams_only=streams_only)
+    return _INDEX_CACHE[key]
+
+
+def _build_index(*, session: Session, streams_only: bool) -> dict[str, Target]:
     phrases: dict[str, Target] = {}
 
     def add(target: Target, *names: str) -> None:

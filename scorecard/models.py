@@ -151,6 +151,17 @@ class FundingAward(SQLModel, table=True):
     source: str
 
 
+class DataVersion(SQLModel, table=True):
+    """A counter bumped by every change to what answers show, so caches know when to forget.
+
+    One row; reading it is a primary-key lookup, cheap enough for every request, and it is
+    shared by every instance that uses the same database.
+    """
+
+    id: int = Field(default=1, primary_key=True)
+    version: int = 0
+
+
 class PlanFact(SQLModel, table=True):
     """Small document-level facts read whole: footnote markers, planned commissions, title."""
 

@@ -15,6 +15,7 @@ from typing import Any
 import yaml
 from sqlmodel import Session, select
 
+from scorecard import queries
 from scorecard.models import (
     Area,
     FundingAward,
@@ -57,6 +58,7 @@ def load_plan(*, session: Session, plan_dir: Path = PLAN_DIR) -> None:
     areas = _load_areas(_read(plan_dir / "priorities.yaml"), session=session)
     _load_metrics(_read(plan_dir / "metrics.yaml"), areas=areas, session=session)
     _load_funding(_read(plan_dir / "funding.yaml"), session=session)
+    queries.bump_data_version(session=session)
 
 
 def _load_areas(entries: list[dict], *, session: Session) -> dict[str, Area]:

@@ -8,6 +8,7 @@ from sqlmodel import Session, col, select
 
 from scorecard.models import (
     Area,
+    DataVersion,
     FundingAward,
     FundingStream,
     FundingYear,
@@ -106,6 +107,23 @@ def funding_awards(*, session: Session, stream_id: int | None = None) -> list[tu
     if stream_id is not None:
         statement = statement.where(FundingAward.stream_id == stream_id)
     return [(award, stream) for award, stream in session.exec(statement).all()]
+
+
+def data_version(*, session: Session) -> int:
+    row = session.get(DataVersion, 1)
+    return row.version if row else 0
+
+
+def data_version_key(*, session: Session) -> tuple[str, int]:
+    """(which database, which version): what a cache of answers must be keyed on."""
+    return str(session.get_bind().url), data_version(session=session)
+
+
+def bump_data_version(*, session: Session) -> None:
+    """Call in the same transaction as any change to plan data or readings."""
+    row = session.get(DataVersion, 1) or DataVersion(id=1, version=0)
+    row.version += 1
+    session.add(row)
 
 
 def plan_fact(key: str, *, session: Session) -> dict:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 import shutil
 from pathlib import Path
@@ -10,6 +11,8 @@ import pytest
 from sqlmodel import SQLModel, select
 
 from bot.db import Store, make_engine
+from handlers.answer import answer
+from scorecard import queries
 from scorecard.models import Area, Metric, Reading
 from scorecard.plan_loader import PLAN_DIR, PlanDataError, load_plan
 
@@ -66,3 +69,21 @@ def test_the_shipped_plan_loads_every_figure(store):
         assert len(readings) == 2 * 38  # a baseline and a current figure for each of 38 series
         assert all(r.source for r in readings)
         assert {a.kind for a in session.exec(select(Area)).all()} == {"priority", "theme", "work"}
+
+
+def test_answers_follow_the_data_when_it_changes(tmp_path):
+    store = Store.open(f"sqlite:///{tmp_path / 'pcp.db'}")
+    with store.session() as session:
+        assert "2,366" in json.dumps(answer("knife-crime", session=session).payload())
+    with store.session() as session:  # what an import does: change a figure and bump the version together
+        metric = session.exec(select(Metric).where(Metric.key == "knife-crime")).one()
+        latest = session.exec(
+            select(Reading).where(Reading.metric_id == metric.id, Reading.is_baseline == False)  # noqa: E712
+        ).one()
+        latest.value = 2400
+        session.add(latest)
+        queries.bump_data_version(session=session)
+    with store.session() as session:
+        raw = json.dumps(answer("knife-crime", session=session).payload())
+        assert "2,400" in raw and "2,366" not in raw
+    store.close()

@@ -71,3 +71,4 @@ def test_serve_answers_signed_commands_and_refuses_unsigned(served, tmp_path):
     log = (tmp_path / "serve.log").read_text()
     assert "pcp listening on http://127.0.0.1" in log
     assert BOT_TOKEN not in log and SIGNING_SECRET not in log
+    assert "will be unused" not in log
