@@ -8,7 +8,7 @@ import shutil
 from pathlib import Path
 
 import pytest
-from sqlmodel import SQLModel, select
+from sqlmodel import SQLModel, col, select
 
 from bot.db import Store, make_engine
 from handlers.answer import answer
@@ -78,7 +78,7 @@ def test_answers_follow_the_data_when_it_changes(tmp_path):
     with store.session() as session:  # what an import does: change a figure and bump the version together
         metric = session.exec(select(Metric).where(Metric.key == "knife-crime")).one()
         latest = session.exec(
-            select(Reading).where(Reading.metric_id == metric.id, Reading.is_baseline == False)  # noqa: E712
+            select(Reading).where(Reading.metric_id == metric.id, col(Reading.is_baseline).is_(False))
         ).one()
         latest.value = 2400
         session.add(latest)
