@@ -3,17 +3,22 @@
 from __future__ import annotations
 
 import argparse
+import getpass
 import json
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 from bot.config import Settings
 from bot.console import run as run_console
 from bot.console import to_terminal
 from bot.db import Store
+from bot.progress import Progress
 from bot.render import Message, render_plain
 from handlers.answer import answer
 from scorecard.checks import find_discrepancies
+from scorecard.imports import ImportRefused, apply_import, prepare_import
+from scorecard.models import HOME_FORCE
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -25,6 +30,9 @@ def _parser() -> argparse.ArgumentParser:
     ask.add_argument("--json", action="store_true", help="print the Slack message payload (text and blocks)")
     commands.add_parser("console", help="a local console that answers like /pcp, no Slack needed")
     commands.add_parser("check-data", help="list where the plan document disagrees with its own figures")
+    load = commands.add_parser("import", help="import readings from a CSV or XLSX file (all or nothing)")
+    load.add_argument("file", type=Path, help="the CSV or XLSX file; see README for its columns")
+    load.add_argument("--dry-run", action="store_true", help="check the file and show what would change; write nothing")
     return parser
 
 
@@ -76,9 +84,32 @@ def main(argv: Sequence[str] | None = None) -> int:
         elif args.command == "check-data":
             with store.session() as session:
                 print(render_plain("check_data.txt", items=find_discrepancies(session=session)), end="")
+        elif args.command == "import":
+            return import_readings(store, args.file, dry_run=args.dry_run)
         return 0
     finally:
         store.close()
+
+
+def import_readings(store: Store, path: Path, *, dry_run: bool) -> int:
+    """Exit 0 when the file was imported (or would be, with --dry-run), 1 when it was refused."""
+    if not path.is_file():
+        print(f"pcp import: {path} is not a file", file=sys.stderr)
+        return 1
+    context = {"file_name": path.name, "dry_run": dry_run, "home_force": HOME_FORCE, "errors": [], "batch": None}
+    try:
+        with store.session() as session:
+            plan = prepare_import(path.name, path.read_bytes(), session=session)
+            if not dry_run:
+                progress = Progress("Applying", unit="readings")
+                context["batch"] = apply_import(
+                    plan, session=session, actor=f"cli:{getpass.getuser()}", progress=progress
+                )
+    except ImportRefused as refused:
+        print(render_plain("import_report.txt", **{**context, "errors": refused.errors}), file=sys.stderr)
+        return 1
+    print(render_plain("import_report.txt", **context, plan=plan))
+    return 0
 
 
 if __name__ == "__main__":

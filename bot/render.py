@@ -134,7 +134,7 @@ def render(name: str, **context: Any) -> Message:
     output = _environment().get_template(f"{name}.j2").render({k: escape_context(v) for k, v in context.items()})
     text, _, block_lines = output.partition(BLOCKS_MARKER)
     blocks = [json.loads(line) for line in block_lines.splitlines() if line.strip()]
-    message = Message(text=clip(re.sub(r"\n{3,}", "\n\n", text), MAX_TEXT), blocks=blocks)
+    message = Message(text=clip(re.sub(r"\n{3,}", "\n\n", text.strip()), MAX_TEXT), blocks=blocks)
     validate(message)
     return message
 

@@ -5,10 +5,11 @@ from __future__ import annotations
 from slack_bolt import App
 
 from bot.db import Store
-from handlers import actions, commands, errors
+from handlers import actions, commands, errors, imports
 
 
-def register(app: App, *, store: Store) -> None:
+def register(app: App, *, store: Store, admins: list[str]) -> None:
     commands.register(app, store=store)
     actions.register(app, store=store)
+    imports.register(app, store=store, admins=admins)
     errors.register(app)

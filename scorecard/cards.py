@@ -13,6 +13,8 @@ from sqlmodel import Session
 
 from scorecard import queries
 from scorecard.models import Area, FundingAward, FundingStream, FundingYear, Metric, MetricSeries, Reading
+from scorecard.periods import comparable, is_month
+from scorecard.spc import MIN_POINTS, summarise, xmr
 from scorecard.status import Change, Direction, Status, agrees, combine, compute_change, judge, parse_stated
 
 
@@ -35,15 +37,41 @@ class Figure:
 
 
 @dataclass(frozen=True)
+class SpcView:
+    """The SPC reading of a monthly series (see scorecard/spc.py and reference/spc.md)."""
+
+    points: int
+    needed: int
+    enough: bool
+    variation: str | None  # icon: common_cause, improvement_high, concern_low, neither_high, ...
+    rule: str | None  # single_point | shift | trend | two_of_three, for the latest month
+    side: str | None  # high | low | up | down
+    length: int | None  # months in the run, for shift and trend
+    mean: float | None
+    upl: float | None
+    lpl: float | None
+
+
+@dataclass(frozen=True)
+class MonthlyView:
+    count: int
+    latest: Figure
+    revised_from: float | None
+    spc: SpcView
+
+
+@dataclass(frozen=True)
 class SeriesView:
     label: str
     baseline: Figure | None
     latest: Figure | None
+    latest_revised_from: float | None  # the figure it replaced, when the latest was revised
     change: Change | None
     status: Status
     trend: str
     stated_change: str
     stated_agrees: bool | None  # None when the document states no change
+    monthly: MonthlyView | None
 
 
 @dataclass(frozen=True)
@@ -178,9 +206,81 @@ def _figure(reading: Reading | None) -> Figure | None:
     )
 
 
-def _series_view(series: MetricSeries, readings: list[Reading], direction: Direction) -> SeriesView:
-    baseline = next((r for r in readings if r.is_baseline), None)
-    latest = next((r for r in reversed(readings) if not r.is_baseline), None)
+SPC_DIRECTION = {
+    Direction.INCREASE: "up",
+    Direction.MAINTAIN: "up",
+    Direction.REDUCE: "down",
+    Direction.KEEP_BELOW: "down",
+    Direction.MONITOR: "neither",
+}
+
+
+def _recalculation_positions(starts: list[str], recalculate_months: list[str]) -> list[int]:
+    """Where each recalculation month ("YYYY-MM") falls in the series: the first month on or after it."""
+    positions = set()
+    for at in recalculate_months:
+        position = next((i for i, month in enumerate(starts) if month >= at), None)
+        if position:  # None: after the last month; 0: the series starts there anyway
+            positions.add(position)
+    return sorted(positions)
+
+
+def spc_view(months: list[Reading], metric: Metric) -> SpcView:
+    """XmR over the monthly figures, split at the metric's recalculation months (data/plan)."""
+    figures = [r for r in months if r.value is not None and r.period_start is not None]
+    starts = [f"{r.period_start:%Y-%m}" for r in figures]
+    chart = xmr(
+        [r.value for r in figures],
+        direction=SPC_DIRECTION[Direction(metric.direction)],
+        recalculate_at=_recalculation_positions(starts, metric.spc_recalculate_at),
+    )
+    summary = summarise(chart)
+    last = chart.iloc[-1]
+    reason = summary.reason or {}
+
+    def number(name: str) -> float | None:
+        return None if last[name] != last[name] else float(last[name])  # NaN before 13 points
+
+    return SpcView(
+        points=summary.points,
+        needed=MIN_POINTS,
+        enough=summary.enough_points,
+        variation=summary.variation_icon,
+        rule=reason.get("rule"),
+        side=reason.get("side"),
+        length=reason.get("length"),
+        mean=number("mean"),
+        upl=number("upl"),
+        lpl=number("lpl"),
+    )
+
+
+def _revised_from(reading: Reading | None, by_id: dict[int, Reading]) -> float | None:
+    previous = by_id.get(reading.revision_of_id) if reading and reading.revision_of_id else None
+    return previous.value if previous else None
+
+
+def _monthly_view(months: list[Reading], by_id: dict[int, Reading], metric: Metric) -> MonthlyView | None:
+    if not months:
+        return None
+    return MonthlyView(
+        count=len(months),
+        latest=_figure(months[-1]),
+        revised_from=_revised_from(months[-1], by_id),
+        spc=spc_view(months, metric),
+    )
+
+
+def _series_view(series: MetricSeries, readings: list[Reading], metric: Metric) -> SeriesView:
+    """Latest is the newest current figure for a period like the baseline's; months feed SPC."""
+    direction = Direction(metric.direction)
+    by_id = {r.id: r for r in readings if r.id is not None}
+    current = [r for r in readings if r.replaced_at is None]
+    baseline = next((r for r in current if r.is_baseline), None)
+    others = [r for r in current if not r.is_baseline]
+    like_baseline = [r for r in others if baseline is None or comparable(baseline, r)]
+    latest = like_baseline[-1] if like_baseline else None
+    months = sorted((r for r in others if is_month(r)), key=lambda r: r.period_start or r.observed_on)
     change = None
     if baseline and latest and baseline.value is not None and latest.value is not None:
         change = compute_change(baseline.value, latest.value)
@@ -189,11 +289,13 @@ def _series_view(series: MetricSeries, readings: list[Reading], direction: Direc
         label=series.label,
         baseline=_figure(baseline),
         latest=_figure(latest),
+        latest_revised_from=_revised_from(latest, by_id),
         change=change,
         status=judge(direction, change),
         trend=series.trend,
         stated_change=series.stated_change,
         stated_agrees=None if stated is None or change is None else agrees(stated, change.absolute),
+        monthly=_monthly_view(months, by_id, metric),
     )
 
 
@@ -220,8 +322,7 @@ def metric_views(metrics: list[Metric], *, session: Session) -> list[MetricView]
     for metric in metrics:
         direction = Direction(metric.direction)
         series = [
-            _series_view(s, readings.get((metric.id, s.label), []), direction)
-            for s in series_by_metric.get(metric.id, [])
+            _series_view(s, readings.get((metric.id, s.label), []), metric) for s in series_by_metric.get(metric.id, [])
         ]
         views.append(
             MetricView(

@@ -138,6 +138,20 @@ def _score(query: str, phrase: str, **_: object) -> float:
     return max(scores)
 
 
+def find_metric(text: str, *, session: Session) -> tuple[str | None, list[str]]:
+    """A metric key for an exact key, name or alias, else up to three suggested keys.
+
+    For imports: a typo in a file must be refused with suggestions, never guessed at.
+    """
+    query = normalise(text)
+    index = {phrase: t for phrase, t in _index(session=session).items() if t.kind is Kind.METRIC}
+    if query in index:
+        return index[query].key, []
+    ranked = _rank(query, index)
+    bar = max(SUGGEST_SCORE, ranked[0][1] - CLEAR_LEAD) if ranked else SUGGEST_SCORE
+    return None, [t.key for t, score in ranked if score >= bar][:MAX_SUGGESTIONS]
+
+
 def _rank(query: str, index: dict[str, Target]) -> list[tuple[Target, float]]:
     """Targets by their best-scoring phrase, best first."""
     if not query:

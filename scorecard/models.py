@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from datetime import UTC, date, datetime
 
-from sqlalchemy import JSON, Column, UniqueConstraint
+from sqlalchemy import JSON, Column, Index, UniqueConstraint, text
 from sqlmodel import Field, SQLModel
 
 
@@ -76,6 +76,7 @@ class Metric(SQLModel, table=True):
     target_of: str | None = None
     aliases: list[str] = Field(default_factory=list, sa_column=_json_list())
     headline_keys: list[str] = Field(default_factory=list, sa_column=_json_list())
+    spc_recalculate_at: list[str] = Field(default_factory=list, sa_column=_json_list())  # "YYYY-MM" months
     notes: list[str] = Field(default_factory=list, sa_column=_json_list())
     discrepancies: list[str] = Field(default_factory=list, sa_column=_json_list())
     source: str
@@ -94,17 +95,40 @@ class MetricSeries(SQLModel, table=True):
     trend: str = ""
 
 
+HOME_FORCE = "West Yorkshire Police"
+
+
 class Reading(SQLModel, table=True):
-    """One figure of one series for one period, with where it came from.
+    """One figure of one series for one period and force, with where it came from.
 
     `value` is None when the source gives text instead of a number ("Not available");
     the text is then in `text`. `period_start`/`period_end` are None when the source does
     not state the period, and `observed_on` (the publication date) orders such readings.
+
+    Readings are never overwritten: a revision adds a row and stamps the old one's
+    `replaced_at`, so the history stays and "revised from X to Y" can be shown. Only one
+    current (unreplaced) reading may exist per metric, series, force and period.
     """
+
+    __table_args__ = (
+        Index(
+            "one_current_reading",
+            "metric_id",
+            "series",
+            "force",
+            "period_start",
+            "period_end",
+            "is_baseline",
+            unique=True,
+            sqlite_where=text("replaced_at IS NULL AND period_start IS NOT NULL"),
+            postgresql_where=text("replaced_at IS NULL AND period_start IS NOT NULL"),
+        ),
+    )
 
     id: int | None = Field(default=None, primary_key=True)
     metric_id: int = Field(foreign_key="metric.id", index=True)
     series: str = ""
+    force: str = Field(default=HOME_FORCE, index=True)
     period_label: str
     period_start: date | None = None
     period_end: date | None = None
@@ -115,6 +139,34 @@ class Reading(SQLModel, table=True):
     provisional: bool = False
     source: str
     recorded_at: datetime = Field(default_factory=_now)
+    replaced_at: datetime | None = None
+    revision_of_id: int | None = Field(default=None, foreign_key="reading.id")
+    import_id: int | None = Field(default=None, foreign_key="importbatch.id", index=True)
+
+
+class ImportBatch(SQLModel, table=True):
+    """One applied import: what came in, from whom, and what it changed."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    kind: str  # readings | police-uk
+    file_name: str
+    sha256: str
+    actor: str  # a Slack user id, or cli:<login>
+    added: int = 0
+    revised: int = 0
+    unchanged: int = 0
+    applied_at: datetime = Field(default_factory=_now)
+
+
+class AuditLog(SQLModel, table=True):
+    """Every change made through pcp: who, when, what, and the detail to judge it by."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    at: datetime = Field(default_factory=_now, index=True)
+    actor: str
+    action: str
+    subject: str
+    detail: dict = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
 
 
 class FundingYear(SQLModel, table=True):

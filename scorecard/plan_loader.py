@@ -8,6 +8,7 @@ copies a stated change or total into a figure. Disagreements are found by
 
 from __future__ import annotations
 
+import re
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -37,6 +38,7 @@ PLAN_DIR = Path(__file__).resolve().parent.parent / "data" / "plan"
 DOCUMENT_DATE = date(2023, 12, 1)
 UNITS = {"percent", "count", "number"}
 AREA_KINDS = {"priority", "theme", "work"}
+MONTH = re.compile(r"^\d{4}-(0[1-9]|1[0-2])$")
 COLUMN = {"baseline": "Police and Crime plan baseline", "current": "Current Performance"}
 
 
@@ -135,6 +137,9 @@ def _load_metrics(doc: dict, *, areas: dict[str, Area], session: Session) -> Non
         if missing:
             raise PlanDataError(f"{where}: headlines {missing} do not exist")
         target = entry.get("target") or {}
+        recalculate_at = [str(month) for month in (entry.get("spc") or {}).get("recalculate_at", [])]
+        if any(not MONTH.match(month) for month in recalculate_at):
+            raise PlanDataError(f"{where}: spc.recalculate_at takes months written YYYY-MM")
         source = f"{title} – {table} table, row “{entry['name']}”"
         metric = Metric(
             key=entry["key"],
@@ -151,6 +156,7 @@ def _load_metrics(doc: dict, *, areas: dict[str, Area], session: Session) -> Non
             target_of=target.get("of"),
             aliases=entry.get("aliases", []),
             headline_keys=entry.get("headlines", []),
+            spc_recalculate_at=recalculate_at,
             notes=entry.get("notes", []),
             discrepancies=entry.get("discrepancies", []),
             source=source,

@@ -7,6 +7,7 @@ from collections import defaultdict
 from sqlmodel import Session, col, select
 
 from scorecard.models import (
+    HOME_FORCE,
     Area,
     DataVersion,
     FundingAward,
@@ -60,11 +61,13 @@ def series_of(metric_ids: list[int], *, session: Session) -> dict[int, list[Metr
     return grouped
 
 
-def readings_of(metric_ids: list[int], *, session: Session) -> dict[tuple[int, str], list[Reading]]:
-    """Readings per (metric id, series label), oldest first; latest is the last."""
+def readings_of(
+    metric_ids: list[int], *, session: Session, force: str = HOME_FORCE
+) -> dict[tuple[int, str], list[Reading]]:
+    """One force's readings per (metric id, series label), replaced ones included, oldest first."""
     statement = (
         select(Reading)
-        .where(col(Reading.metric_id).in_(metric_ids))
+        .where(col(Reading.metric_id).in_(metric_ids), Reading.force == force)
         .order_by(col(Reading.observed_on), col(Reading.is_baseline).desc(), col(Reading.id))
     )
     grouped: dict[tuple[int, str], list[Reading]] = defaultdict(list)

@@ -67,6 +67,24 @@ def store(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFacto
         yield store
 
 
+@pytest.fixture(params=["sqlite", "postgresql"])
+def fresh_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """The URL of a new, empty database of each kind, for tests that write."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'pcp.db'}"
+    else:
+        with postgres_database() as url:
+            yield url
+
+
+@pytest.fixture
+def fresh_store(fresh_url: str) -> Iterator[Store]:
+    """A seeded store of each kind that a test may change."""
+    store = Store.open(fresh_url)
+    yield store
+    store.close()
+
+
 @pytest.fixture
 def session(store: Store):
     with store.session() as session:
@@ -166,23 +184,48 @@ class Bot:
         body = "payload=" + urllib.parse.quote(json.dumps(payload))
         return post(self.events_url, body, sign(body), "application/x-www-form-urlencoded")
 
+    def event(self, event: dict, *, headers: dict[str, str] | None = None) -> Reply:
+        """An Events API callback, signed, as Slack sends it (JSON)."""
+        body = json.dumps(
+            {
+                "token": "deprecated",
+                "team_id": "T0TEST",
+                "api_app_id": "A0PCP",
+                "event": event,
+                "type": "event_callback",
+                "event_id": f"Ev{uuid.uuid4().hex[:10].upper()}",
+                "event_time": int(time.time()),
+            }
+        )
+        return post(self.events_url, body, {**sign(body), **(headers or {})}, "application/json")
+
     def replies(self, count: int = 1) -> list[dict]:
         """The JSON bodies posted to response_url, once `count` have arrived."""
         return [r.body for r in self.slack.wait_for("webhook", count=count)]
 
 
-@pytest.fixture
-def bot(slack: SlackStub, store: Store) -> Iterator[Bot]:
+@contextmanager
+def running_bot(slack: SlackStub, store: Store, *, admins: tuple[str, ...] = ()) -> Iterator[Bot]:
+    """Our app on a real waitress server on a free port, talking to the Slack stand-in."""
     settings = Settings(
         slack_bot_token=BOT_TOKEN,
         slack_signing_secret=SIGNING_SECRET,
         slack_api_url=slack.api_url,
-        database_url="sqlite://",  # unused: the app is given the test store
+        database_url="sqlite://",  # unused: the app is given the store
+        pcp_admins=list(admins),
     )
     app = create_app(settings, store=store)
     server = make_server(wsgi_app(app, store=store), host="127.0.0.1", port=0, threads=4)
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
-    yield Bot(f"http://127.0.0.1:{server.effective_port}", slack)
-    server.close()
-    thread.join(timeout=5)
+    try:
+        yield Bot(f"http://127.0.0.1:{server.effective_port}", slack)
+    finally:
+        server.close()
+        thread.join(timeout=5)
+
+
+@pytest.fixture
+def bot(slack: SlackStub, store: Store) -> Iterator[Bot]:
+    with running_bot(slack, store) as running:
+        yield running

@@ -106,9 +106,12 @@ class _Handler(BaseHTTPRequestHandler):
 
     do_GET = do_POST
 
-    def reply(self, status: int, body: Json | str, headers: dict[str, str]) -> None:
-        text, ctype = (json.dumps(body), "application/json") if isinstance(body, dict) else (body, "text/plain")
-        data = text.encode()
+    def reply(self, status: int, body: Json | str | bytes, headers: dict[str, str]) -> None:
+        if isinstance(body, bytes):
+            data, ctype = body, "application/octet-stream"
+        else:
+            text, ctype = (json.dumps(body), "application/json") if isinstance(body, dict) else (body, "text/plain")
+            data = text.encode()
         self.send_response(status)
         headers = {"Content-Type": f"{ctype}; charset=utf-8", "Content-Length": str(len(data)), **headers}
         for key, value in headers.items():
@@ -133,6 +136,7 @@ class SlackStub:
         self.views: dict[str, Json] = {}  # user_id -> last view published with views.publish
         self.socket_mode_url: str | None = None  # what apps.connections.open hands out: a SocketModeStub's url
         self._files: dict[str, Json] = {}  # file_id -> filename from files.getUploadURLExternal
+        self.hosted: dict[str, tuple[Json, bytes]] = {}  # file_id -> (files.info object, bytes) a user shared
         self._faults: dict[str, deque[_Fault]] = {}
         self._cond = threading.Condition()  # guards all state above; notified on every request
         self._closing = threading.Event()
@@ -219,7 +223,7 @@ class SlackStub:
     def _serve(self, handler: _Handler) -> None:
         url = urlsplit(handler.path)
         kind, _, rest = url.path.lstrip("/").partition("/")
-        method = {"api": rest, "webhook": "webhook", "upload": "upload"}.get(kind) or "unknown"
+        method = {"api": rest, "webhook": "webhook", "upload": "upload", "files-pri": "download"}.get(kind) or "unknown"
         raw = handler.rfile.read(int(handler.headers.get("Content-Length") or 0))
         headers = {k.lower(): v for k, v in handler.headers.items()}
         body = self._parse(raw, headers.get("content-type", ""), url.query)
@@ -273,6 +277,8 @@ class SlackStub:
             with self._cond:
                 self.uploads[rest] = raw
             return 200, "OK", {}
+        if method == "download":
+            return self._download(rest, headers)
         auth = headers.get("authorization", "")
         token = auth[7:].strip() if auth.lower().startswith("bearer ") else str(body.get("token") or "")
         if not token:
@@ -283,6 +289,37 @@ class SlackStub:
         api = getattr(self, "_api_" + method.replace(".", "_"), None)
         with self._cond:
             return 200, api(body) if api else {"ok": True}, {"x-oauth-scopes": SCOPES}
+
+    def host_file(self, name: str, content: bytes, *, user: str = "U0ADMIN") -> Json:
+        """A file a user shared, as files.info describes it; its bytes need the bot token, as on Slack."""
+        with self._cond:
+            file_id = self._id("F")
+            info = {
+                "id": file_id,
+                "name": name,
+                "title": name,
+                "filetype": name.rsplit(".", 1)[-1].lower(),
+                "size": len(content),
+                "user": user,
+                "url_private": f"{self.url}/files-pri/{TEAM_ID}-{file_id}/{name}",
+                "url_private_download": f"{self.url}/files-pri/{TEAM_ID}-{file_id}/download/{name}",
+            }
+            self.hosted[file_id] = (info, content)
+        return info
+
+    def _download(self, rest: str, headers: dict[str, str]) -> Reply:
+        """Slack answers a download without a valid token with 200 and its HTML sign-in page."""
+        file_id = rest.split("/", 1)[0].removeprefix(f"{TEAM_ID}-")
+        token = headers.get("authorization", "")[7:].strip()
+        if file_id not in self.hosted:
+            return 404, "Not Found", {}
+        if not token.startswith("xoxb-") or token in SPECIAL_TOKENS:
+            return 200, "<!DOCTYPE html><html><body>Sign in to Slack</body></html>", {"Content-Type": "text/html"}
+        return 200, self.hosted[file_id][1], {}
+
+    def _api_files_info(self, body: Json) -> Json:
+        hosted = self.hosted.get(str(body.get("file", "")))
+        return {"ok": True, "file": hosted[0]} if hosted else _err("file_not_found")
 
     def _id(self, prefix: str) -> str:
         """Unique increasing ids; ``"ts"`` gives message timestamps like ``1700000000.000100``."""

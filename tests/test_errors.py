@@ -3,30 +3,22 @@
 from __future__ import annotations
 
 import shutil
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from sqlmodel import SQLModel
 
-from bot.config import Settings
 from bot.db import Store
-from bot.server import make_server, wsgi_app
-from bot.slack_app import create_app
-from tests.conftest import BOT_TOKEN, SIGNING_SECRET, Bot, get
+from tests.conftest import Bot, get, running_bot
 
 
 @pytest.fixture
 def broken(slack, tmp_path: Path) -> Iterator[tuple[Bot, Store, Path]]:
     folder = tmp_path / "store"
     store = Store.open(f"sqlite:///{folder / 'pcp.db'}")
-    settings = Settings(slack_bot_token=BOT_TOKEN, slack_signing_secret=SIGNING_SECRET, slack_api_url=slack.api_url)
-    server = make_server(wsgi_app(create_app(settings, store=store), store=store), host="127.0.0.1", port=0)
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    yield Bot(f"http://127.0.0.1:{server.effective_port}", slack), store, folder
-    server.close()
+    with running_bot(slack, store) as bot:
+        yield bot, store, folder
     store.close()
 
 

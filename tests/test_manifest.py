@@ -19,4 +19,8 @@ def test_manifest_matches_the_code_and_slacks_limits():
     assert command["url"].endswith(EVENTS_PATH)
     assert manifest["settings"]["interactivity"]["is_enabled"] is True, "the Share and Open buttons need it"
     assert manifest["settings"]["interactivity"]["request_url"].endswith(EVENTS_PATH)
-    assert "commands" in manifest["oauth_config"]["scopes"]["bot"]
+    scopes = manifest["oauth_config"]["scopes"]["bot"]
+    assert {"commands", "chat:write", "files:read", "im:history"} <= set(scopes), "what imports from Slack need"
+    assert manifest["settings"]["event_subscriptions"]["bot_events"] == ["message.im"]
+    assert manifest["settings"]["event_subscriptions"]["request_url"].endswith(EVENTS_PATH)
+    assert manifest["features"]["app_home"]["messages_tab_read_only_enabled"] is False

@@ -27,6 +27,7 @@ def every_question(session) -> list[str]:
 
 def assert_valid_slack_message(message: Message) -> None:
     assert message.text.strip(), "every message has a plain-text fallback"
+    assert message.text == message.text.strip()
     assert len(message.text) <= 4000
     assert 1 <= len(message.blocks) <= 50
     for raw, block in zip(message.blocks, Block.parse_all(message.blocks), strict=True):
