@@ -278,3 +278,11 @@ def test_a_recalculation_month_in_the_plan_data_starts_new_limits(fresh_store):
         session.add(knife)
         queries.bump_data_version(session=session)
     assert "*Common cause variation: no signal, only month-to-month noise*." in card(fresh_store, "knife-crime")
+
+
+def test_the_readme_example_file_is_valid_and_holds_only_the_plans_own_figures(fresh_store):
+    from tests.conftest import REPO
+
+    example = REPO / "data" / "examples" / "readings.csv"
+    plan, batch = run_import(fresh_store, example.name, example.read_bytes())
+    assert plan.count("unchanged") == 5 and batch is None, "every figure is already in the plan"
