@@ -17,8 +17,10 @@ from bot.progress import Progress
 from bot.render import Message, render_plain
 from handlers.answer import answer
 from scorecard.checks import find_discrepancies
-from scorecard.imports import ImportRefused, apply_import, prepare_import
+from scorecard.imports import ImportRefused, RowError, apply_import, prepare_import
 from scorecard.models import HOME_FORCE
+from scorecard.police_import import load_mapping, plan_police_import
+from scorecard.police_uk import PoliceDataError, count_street_crimes, street_files
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -33,6 +35,9 @@ def _parser() -> argparse.ArgumentParser:
     load = commands.add_parser("import", help="import readings from a CSV or XLSX file (all or nothing)")
     load.add_argument("file", type=Path, help="the CSV or XLSX file; see README for its columns")
     load.add_argument("--dry-run", action="store_true", help="check the file and show what would change; write nothing")
+    police = commands.add_parser("import-police", help="import police.uk street-level files (a folder or zip archive)")
+    police.add_argument("path", type=Path, help="the folder or .zip downloaded from data.police.uk")
+    police.add_argument("--dry-run", action="store_true", help="read and check everything; write nothing")
     return parser
 
 
@@ -86,6 +91,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 print(render_plain("check_data.txt", items=find_discrepancies(session=session)), end="")
         elif args.command == "import":
             return import_readings(store, args.file, dry_run=args.dry_run)
+        elif args.command == "import-police":
+            return import_police(store, args.path, dry_run=args.dry_run)
         return 0
     finally:
         store.close()
@@ -108,6 +115,26 @@ def import_readings(store: Store, path: Path, *, dry_run: bool) -> int:
     except ImportRefused as refused:
         print(render_plain("import_report.txt", **{**context, "errors": refused.errors}), file=sys.stderr)
         return 1
+    print(render_plain("import_report.txt", **context, plan=plan))
+    return 0
+
+
+def import_police(store: Store, path: Path, *, dry_run: bool) -> int:
+    """Stream the street-level files, count per month, force and crime type, import the mapped metrics."""
+    context = {"file_name": path.name, "dry_run": dry_run, "home_force": HOME_FORCE, "errors": [], "batch": None}
+    try:
+        counts = count_street_crimes(street_files(path), progress=Progress("Reading", unit="bytes"))
+    except PoliceDataError as error:
+        refused = [RowError(0, "", str(error))]
+        print(render_plain("import_report.txt", **{**context, "errors": refused}), file=sys.stderr)
+        return 1
+    mapping = load_mapping()
+    with store.session() as session:
+        plan = plan_police_import(path.name, counts, session=session, mapping=mapping)
+        if not dry_run:
+            progress = Progress("Applying", unit="readings")
+            context["batch"] = apply_import(plan, session=session, actor=f"cli:{getpass.getuser()}", progress=progress)
+    print(render_plain("police_report.txt", counts=counts, mapping=mapping, home_force=HOME_FORCE))
     print(render_plain("import_report.txt", **context, plan=plan))
     return 0
 

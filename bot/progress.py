@@ -39,5 +39,5 @@ class Progress:
 
     def _amount(self, done: int, total: int) -> str:
         if self.unit == "bytes":
-            return f"({done / 2**20:,.0f} of {total / 2**20:,.0f} MB)"
+            return f"({done / 2**20:,.1f} of {total / 2**20:,.1f} MB)"
         return f"({done:,} of {total:,} {self.unit})".replace("  ", " ")

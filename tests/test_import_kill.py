@@ -50,7 +50,7 @@ def test_an_import_killed_midway_changes_nothing_and_the_next_one_works(fresh_ur
     line = process.stderr.readline()  # the first progress line: some rows are written, none committed
     assert line.startswith("Applying: ") and "100%" not in line, line + process.stderr.read()
     process.send_signal(signal.SIGKILL)
-    process.wait(timeout=10)
+    process.communicate(timeout=10)  # reaps it and closes its pipes
     assert process.returncode == -signal.SIGKILL
     assert counts(fresh_url) == before
 
