@@ -78,6 +78,8 @@ def _answer(text: str, *, session: Session, shared_by: str | None) -> Message:
             return render("scorecard", card=cards.scorecard(session=session), **common)
         case Kind.HELP:
             return render("help", areas=[cards.area_ref(a) for a in queries.all_areas(session=session)])
+        case Kind.IMPORT_HELP:
+            return render("import_help")
         case _:
             return render("not_found", query=text.strip(), suggestions=resolution.suggestions)
 

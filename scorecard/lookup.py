@@ -25,6 +25,7 @@ class Kind(StrEnum):
     FUNDING = "funding"
     SCORECARD = "scorecard"
     HELP = "help"
+    IMPORT_HELP = "import_help"
     NOT_FOUND = "not_found"
 
 
@@ -50,6 +51,7 @@ HELP_WORDS = {"", "help", "usage", "?", "commands", "how"}
 SCORECARD_WORDS = {"scorecard", "score card", "summary", "overview", "all metrics", "all", "metrics", "dashboard"}
 FUNDING_WORDS = {"funding", "funding table", "budget", "budgets", "money", "grants", "commissioning budget"}
 FUNDING_PREFIXES = ("funding ", "fund ", "budget ")
+IMPORT_WORDS = {"import", "upload", "imports", "import figures", "import data", "upload figures"}
 
 ACCEPT_SCORE = 88.0  # a fuzzy match this good, and clearly ahead, is answered directly
 CLEAR_LEAD = 5.0
@@ -112,6 +114,8 @@ def resolve(text: str, *, session: Session) -> Resolution:
         return Resolution(Kind.SCORECARD, text, command="scorecard")
     if query in FUNDING_WORDS:
         return Resolution(Kind.FUNDING, text, command="funding")
+    if query in IMPORT_WORDS:
+        return Resolution(Kind.IMPORT_HELP, text, command="import")
     streams_only = query.startswith(FUNDING_PREFIXES)
     if streams_only:
         query = query.split(" ", 1)[1]

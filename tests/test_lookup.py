@@ -29,6 +29,7 @@ from scorecard.lookup import Kind, normalise, resolve
         ("funding", Kind.FUNDING, None),
         ("scorecard", Kind.SCORECARD, None),
         ("help", Kind.HELP, None),
+        ("import", Kind.IMPORT_HELP, None),
         ("", Kind.HELP, None),
         ("   ", Kind.HELP, None),
     ],

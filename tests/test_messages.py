@@ -22,7 +22,7 @@ def every_question(session) -> list[str]:
     questions = [m.key for m in queries.all_metrics(session=session)]
     questions += [a.key for a in queries.all_areas(session=session)]
     questions += [f"funding {s.key}" for s in queries.all_streams(session=session)]
-    return [*questions, "funding", "scorecard", "help", "", "officers", "xyzzy", "knife crme"]
+    return [*questions, "funding", "scorecard", "import", "help", "", "officers", "xyzzy", "knife crme"]
 
 
 def assert_valid_slack_message(message: Message) -> None:
