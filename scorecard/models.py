@@ -219,3 +219,85 @@ class PlanFact(SQLModel, table=True):
 
     key: str = Field(primary_key=True)
     value: dict = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+
+
+class Lead(SQLModel, table=True):
+    """A person (Slack user id) who owns a metric or a priority and receives its alerts."""
+
+    __table_args__ = (UniqueConstraint("subject", "user_id"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    subject: str = Field(index=True)  # "metric:knife-crime" or "area:p3"
+    user_id: str
+    added_by: str = ""
+    added_at: datetime = Field(default_factory=_now)
+
+
+class AlertRule(SQLModel, table=True):
+    """One way a metric can worsen enough to tell its leads; defaults come from data/alert_rules.yaml.
+
+    kind: baseline_margin (worse than the plan baseline by more than `margin_percent`),
+    threshold (beyond `value` in the bad direction), consecutive (`count` worsening readings
+    in a row), spc (an SPC concern signal; for "monitor" metrics any signal).
+    """
+
+    __table_args__ = (UniqueConstraint("metric_id", "kind"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    metric_id: int = Field(foreign_key="metric.id", index=True)
+    kind: str
+    params: dict = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    enabled: bool = True
+
+
+class AlertEvent(SQLModel, table=True):
+    """A rule that fired for a metric, series and period: at most one, ever (the key is unique)."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    key: str = Field(unique=True)  # alert:<metric>:<rule>:<series>:<period end>
+    metric_id: int = Field(foreign_key="metric.id", index=True)
+    rule: str
+    series: str = ""
+    period_label: str
+    opened_at: datetime = Field(default_factory=_now)
+    recovered_at: datetime | None = None
+    detail: dict = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+
+
+class Snooze(SQLModel, table=True):
+    __table_args__ = (UniqueConstraint("metric_id", "user_id"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    metric_id: int = Field(foreign_key="metric.id", index=True)
+    user_id: str
+    until: datetime
+
+
+class Outbox(SQLModel, table=True):
+    """Every message pcp sends on its own initiative, written in the same transaction as the
+    decision to send it. The unique key makes a decision taken twice a no-op; delivery marks
+    the row sent with Slack's ts, so a restart or a second instance never sends it again."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    key: str = Field(unique=True)  # digest:<channel>:<week> / alert:<metric>:<rule>:<series>:<period>:<user>
+    target: str  # a channel id (C…) or a user id (U…, sent as a direct message)
+    thread_of: str | None = None  # the key of an earlier message to reply under (e.g. "recovered")
+    text: str
+    blocks: list[dict] = Field(default_factory=list, sa_column=_json_list())
+    status: str = Field(default="pending", index=True)  # pending | sending | sent | failed
+    attempts: int = 0
+    next_attempt_at: datetime = Field(default_factory=_now, index=True)
+    claimed_until: datetime | None = None
+    last_error: str = ""
+    channel: str | None = None  # where it was posted (a DM's D… id)
+    ts: str | None = None
+    created_at: datetime = Field(default_factory=_now)
+    sent_at: datetime | None = None
+
+
+class DigestChannel(SQLModel, table=True):
+    """A channel an admin added from Slack; PCP_DIGEST_CHANNELS adds more from the environment."""
+
+    channel_id: str = Field(primary_key=True)
+    added_by: str
+    added_at: datetime = Field(default_factory=_now)
