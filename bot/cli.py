@@ -18,6 +18,7 @@ from bot.render import Message, render_plain
 from handlers.answer import answer
 from scorecard.checks import find_discrepancies
 from scorecard.imports import ImportRefused, RowError, apply_import, prepare_import
+from scorecard.leads import LeadError, add_lead, check_user, leads, remove_lead, subject_for
 from scorecard.models import HOME_FORCE
 from scorecard.police_import import load_mapping, plan_police_import
 from scorecard.police_uk import PoliceDataError, count_street_crimes, street_files
@@ -38,6 +39,10 @@ def _parser() -> argparse.ArgumentParser:
     police = commands.add_parser("import-police", help="import police.uk street-level files (a folder or zip archive)")
     police.add_argument("path", type=Path, help="the folder or .zip downloaded from data.police.uk")
     police.add_argument("--dry-run", action="store_true", help="read and check everything; write nothing")
+    owner = commands.add_parser("owner", help="who leads a metric or priority (and receives its alerts)")
+    owner.add_argument("action", choices=["add", "remove", "list"])
+    owner.add_argument("subject", nargs="?", help="a metric or priority, as /pcp understands it")
+    owner.add_argument("user", nargs="?", help="a Slack user id, e.g. U0123ABCD")
     return parser
 
 
@@ -93,6 +98,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return import_readings(store, args.file, dry_run=args.dry_run)
         elif args.command == "import-police":
             return import_police(store, args.path, dry_run=args.dry_run)
+        elif args.command == "owner":
+            return manage_leads(store, args.action, args.subject, args.user)
         return 0
     finally:
         store.close()
@@ -116,6 +123,29 @@ def import_readings(store: Store, path: Path, *, dry_run: bool) -> int:
         print(render_plain("import_report.txt", **{**context, "errors": refused.errors}), file=sys.stderr)
         return 1
     print(render_plain("import_report.txt", **context, plan=plan))
+    return 0
+
+
+def manage_leads(store: Store, action: str, subject_text: str | None, user: str | None) -> int:
+    """`pcp owner add|remove|list`: changes are audited as made by the local login."""
+    actor = f"cli:{getpass.getuser()}"
+    with store.session() as session:
+        try:
+            subject = subject_for(subject_text, session=session) if subject_text else None
+            if action == "list":
+                print(
+                    render_plain("leads.txt", leads=leads(session=session, subject=subject), subject=subject).rstrip()
+                )
+                return 0
+            if subject is None or user is None:
+                raise LeadError(f"pcp owner {action} needs a metric or priority and a Slack user id")
+            change = add_lead if action == "add" else remove_lead
+            changed = change(subject, check_user(user), session=session, actor=actor)
+        except LeadError as error:
+            print(f"pcp owner: {error}", file=sys.stderr)
+            return 1
+    verb = {"add": ("added as a lead of", "already leads"), "remove": ("removed as a lead of", "does not lead")}[action]
+    print(f"{user} {verb[0] if changed else verb[1]} {subject.label}.")
     return 0
 
 

@@ -15,6 +15,7 @@ from sqlalchemy import Engine, event
 from sqlmodel import Session, SQLModel, create_engine
 
 from scorecard import models  # noqa: F401  (registers the tables)
+from scorecard.leads import seed_leads
 from scorecard.plan_loader import load_plan, plan_is_loaded
 
 
@@ -64,6 +65,8 @@ class Store:
         with self.session() as session:
             if not plan_is_loaded(session=session):
                 load_plan(session=session)
+        with self.session() as session:
+            seed_leads(session=session)
 
     @contextmanager
     def session(self) -> Iterator[Session]:

@@ -9,7 +9,7 @@ from handlers import actions, commands, errors, imports
 
 
 def register(app: App, *, store: Store, admins: list[str]) -> None:
-    commands.register(app, store=store)
+    commands.register(app, store=store, admins=admins)
     actions.register(app, store=store)
     imports.register(app, store=store, admins=admins)
     errors.register(app)

@@ -7,20 +7,27 @@ from logging import Logger
 from slack_bolt import Ack, App, Respond
 
 from bot.db import Store
+from bot.render import unescape
 from handlers.answer import answer, split_share
+from handlers.leads import is_owner_command, owner_command
 
 
-def handle_pcp(*, ack: Ack, command: dict, respond: Respond, store: Store, logger: Logger) -> None:
+def handle_pcp(*, ack: Ack, command: dict, respond: Respond, store: Store, admins: list[str], logger: Logger) -> None:
     ack()  # Slack shows an error after 3 s; the answer follows through response_url
-    text, share = split_share(command.get("text", ""))
+    text = unescape(command.get("text", ""))  # should_escape: Slack sent &amp; &lt; &gt; and <@U…> mentions
+    if is_owner_command(text):
+        message = owner_command(text, user_id=command.get("user_id", ""), admins=admins, store=store)
+        respond(**message.payload(response_type="ephemeral"))
+        return
+    text, share = split_share(text)
     with store.session() as session:
         message = answer(text, session=session, shared_by=command.get("user_id") if share else None)
     respond(**message.payload(response_type="in_channel" if share else "ephemeral"))
     logger.info("answered /pcp", extra={"user": command.get("user_id"), "shared": share})
 
 
-def register(app: App, *, store: Store) -> None:
+def register(app: App, *, store: Store, admins: list[str]) -> None:
     def pcp(ack: Ack, command: dict, respond: Respond, logger: Logger) -> None:
-        handle_pcp(ack=ack, command=command, respond=respond, store=store, logger=logger)
+        handle_pcp(ack=ack, command=command, respond=respond, store=store, admins=admins, logger=logger)
 
     app.command("/pcp")(pcp)

@@ -15,7 +15,7 @@ def test_manifest_matches_the_code_and_slacks_limits():
     (command,) = manifest["features"]["slash_commands"]
     assert command["command"] == "/pcp"
     assert 1 <= len(command["description"]) <= 2000 and len(command["usage_hint"]) <= 1000
-    assert command["should_escape"] is False, "pcp escapes text itself; Slack's escaping would show as &lt;"
+    assert command["should_escape"] is True, "so /pcp owner gets user ids; pcp unescapes the text on arrival"
     assert command["url"].endswith(EVENTS_PATH)
     assert manifest["settings"]["interactivity"]["is_enabled"] is True, "the Share and Open buttons need it"
     assert manifest["settings"]["interactivity"]["request_url"].endswith(EVENTS_PATH)
