@@ -7,6 +7,7 @@ import getpass
 import json
 import sys
 from collections.abc import Sequence
+from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
 
 from bot.config import Settings
@@ -14,9 +15,10 @@ from bot.console import run as run_console
 from bot.console import to_terminal
 from bot.db import Store
 from bot.progress import Progress
-from bot.render import Message, render_plain
+from bot.render import Message, render, render_plain
 from handlers.answer import answer
 from scorecard.checks import find_discrepancies
+from scorecard.digest import build_digest, last_digest_at
 from scorecard.imports import ImportRefused, RowError, apply_import, prepare_import
 from scorecard.leads import LeadError, add_lead, check_user, leads, remove_lead, subject_for
 from scorecard.models import HOME_FORCE
@@ -39,6 +41,8 @@ def _parser() -> argparse.ArgumentParser:
     police = commands.add_parser("import-police", help="import police.uk street-level files (a folder or zip archive)")
     police.add_argument("path", type=Path, help="the folder or .zip downloaded from data.police.uk")
     police.add_argument("--dry-run", action="store_true", help="read and check everything; write nothing")
+    digest = commands.add_parser("digest", help="print the weekly digest: what changed since the last one")
+    digest.add_argument("--since", type=date.fromisoformat, help="YYYY-MM-DD (default: the last digest, or 7 days ago)")
     owner = commands.add_parser("owner", help="who leads a metric or priority (and receives its alerts)")
     owner.add_argument("action", choices=["add", "remove", "list"])
     owner.add_argument("subject", nargs="?", help="a metric or priority, as /pcp understands it")
@@ -98,6 +102,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return import_readings(store, args.file, dry_run=args.dry_run)
         elif args.command == "import-police":
             return import_police(store, args.path, dry_run=args.dry_run)
+        elif args.command == "digest":
+            print(to_terminal(weekly_digest(store, since=args.since), bold=sys.stdout.isatty()), end="")
         elif args.command == "owner":
             return manage_leads(store, args.action, args.subject, args.user)
         return 0
@@ -124,6 +130,15 @@ def import_readings(store: Store, path: Path, *, dry_run: bool) -> int:
         return 1
     print(render_plain("import_report.txt", **context, plan=plan))
     return 0
+
+
+def weekly_digest(store: Store, *, since: date | None = None, now: datetime | None = None) -> Message:
+    """The digest as it would be posted now."""
+    until = now or datetime.now(UTC)
+    with store.session() as session:
+        start = datetime.combine(since, time(), tzinfo=UTC) if since else last_digest_at(session=session)
+        start = start or until - timedelta(days=7)
+        return render("digest", digest=build_digest(session=session, since=start, until=until))
 
 
 def manage_leads(store: Store, action: str, subject_text: str | None, user: str | None) -> int:

@@ -20,6 +20,7 @@ EMOJI = {
     ":large_blue_circle:": "🔵",
     ":black_circle:": "⚫",
     ":warning:": "⚠️ ",
+    ":inbox_tray:": "📥",
 }
 PROMPT = "/pcp "
 

@@ -1,0 +1,161 @@
+"""The weekly digest: what changed since the last one, then the scorecard by priority.
+
+Built from the store only (figures recorded, alerts opened and recovered, current SPC
+signals), so the digest says nothing a metric card would not say.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlmodel import Session, col, select
+
+from scorecard import cards, queries
+from scorecard.cards import AreaRef, MetricView, ScorecardGroup
+from scorecard.models import HOME_FORCE, AlertEvent, Metric, Outbox, Reading
+
+
+@dataclass(frozen=True)
+class NewFigure:
+    metric_key: str
+    metric_name: str
+    series: str
+    period: str
+    value: float | None
+    unit: str
+    revised_from: float | None
+    provisional: bool
+
+
+@dataclass(frozen=True)
+class AlertLine:
+    metric_key: str
+    metric_name: str
+    rule: str
+    series: str
+    period: str
+    detail: dict
+
+
+@dataclass(frozen=True)
+class Signal:
+    metric_key: str
+    metric_name: str
+    series: str
+    variation: str
+    rule: str | None
+    side: str | None
+    length: int | None
+
+
+@dataclass(frozen=True)
+class PriorityCount:
+    area: AreaRef
+    counts: dict[str, int]
+
+
+@dataclass(frozen=True)
+class DigestView:
+    since: datetime
+    until: datetime
+    worsened: list[AlertLine]
+    recovered: list[AlertLine]
+    signals: list[Signal]
+    new_figures: list[NewFigure]
+    priorities: list[PriorityCount]
+    groups: list[ScorecardGroup]
+
+
+def last_digest_at(*, session: Session) -> datetime | None:
+    """When the last digest was decided (its outbox row), whichever channel it went to."""
+    statement = select(Outbox.created_at).where(col(Outbox.key).startswith("digest:"))
+    return session.exec(statement.order_by(col(Outbox.created_at).desc()).limit(1)).first()
+
+
+def _names(*, session: Session) -> dict[int, Metric]:
+    return {m.id: m for m in queries.all_metrics(session=session) if m.id is not None}
+
+
+def _new_figures(since: datetime, until: datetime, metrics: dict[int, Metric], *, session: Session) -> list[NewFigure]:
+    statement = (
+        select(Reading)
+        .where(
+            Reading.force == HOME_FORCE,
+            col(Reading.is_baseline).is_(False),
+            col(Reading.replaced_at).is_(None),
+            col(Reading.import_id).is_not(None),  # imported, not the plan's own figures
+            col(Reading.recorded_at) > since,
+            col(Reading.recorded_at) <= until,
+        )
+        .order_by(col(Reading.metric_id), col(Reading.series), col(Reading.observed_on))
+    )
+    readings = list(session.exec(statement).all())
+    previous_ids = [r.revision_of_id for r in readings if r.revision_of_id]
+    previous = {r.id: r.value for r in session.exec(select(Reading).where(col(Reading.id).in_(previous_ids)))}
+    return [
+        NewFigure(
+            metric_key=metrics[r.metric_id].key,
+            metric_name=metrics[r.metric_id].short_name,
+            series=r.series,
+            period=r.period_label,
+            value=r.value,
+            unit=metrics[r.metric_id].unit,
+            revised_from=previous.get(r.revision_of_id) if r.revision_of_id else None,
+            provisional=r.provisional,
+        )
+        for r in readings
+    ]
+
+
+def _alert_lines(events: list[AlertEvent], metrics: dict[int, Metric]) -> list[AlertLine]:
+    return [
+        AlertLine(
+            metric_key=metrics[e.metric_id].key,
+            metric_name=metrics[e.metric_id].short_name,
+            rule=e.rule,
+            series=e.series,
+            period=e.period_label,
+            detail=dict(e.detail),
+        )
+        for e in events
+    ]
+
+
+def _signals(views: list[MetricView]) -> list[Signal]:
+    found = []
+    for view in views:
+        for series in view.series:
+            spc = series.monthly.spc if series.monthly else None
+            if spc and spc.enough and spc.variation and spc.variation != "common_cause":
+                found.append(
+                    Signal(view.key, view.short_name, series.label, spc.variation, spc.rule, spc.side, spc.length)
+                )
+    return found
+
+
+def build_digest(*, session: Session, since: datetime, until: datetime) -> DigestView:
+    metrics = _names(session=session)
+    opened = session.exec(
+        select(AlertEvent).where(col(AlertEvent.opened_at) > since, col(AlertEvent.opened_at) <= until)
+    ).all()
+    recovered = session.exec(
+        select(AlertEvent).where(col(AlertEvent.recovered_at) > since, col(AlertEvent.recovered_at) <= until)
+    ).all()
+    board = cards.scorecard(session=session)
+    views = [view for group in board.groups for view in group.metrics]
+    priorities = [
+        PriorityCount(area=group.area, counts=dict(Counter(view.status.value for view in group.metrics)))
+        for group in board.groups
+    ]
+    return DigestView(
+        since=since,
+        until=until,
+        worsened=_alert_lines(list(opened), metrics),
+        recovered=_alert_lines(list(recovered), metrics),
+        signals=_signals(views),
+        new_figures=_new_figures(since, until, metrics, session=session),
+        priorities=priorities,
+        groups=board.groups,
+    )
