@@ -15,6 +15,7 @@ from sqlalchemy import Engine, event
 from sqlmodel import Session, SQLModel, create_engine
 
 from scorecard import models  # noqa: F401  (registers the tables)
+from scorecard.alerts import load_rules
 from scorecard.leads import seed_leads
 from scorecard.plan_loader import load_plan, plan_is_loaded
 
@@ -67,6 +68,8 @@ class Store:
                 load_plan(session=session)
         with self.session() as session:
             seed_leads(session=session)
+        with self.session() as session:
+            load_rules(session=session)
 
     @contextmanager
     def session(self) -> Iterator[Session]:
