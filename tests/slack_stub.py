@@ -131,7 +131,7 @@ class SlackStub:
 
     def __init__(self) -> None:
         self.requests: list[Recorded] = []
-        self.messages: list[Json] = []  # every chat.postMessage: channel, ts, text, blocks, thread_ts
+        self.messages: list[Json] = []  # every chat.postMessage: channel, ts, text, blocks, thread_ts[, metadata]
         self.uploads: dict[str, bytes] = {}  # file_id -> bytes POSTed to its upload_url
         self.views: dict[str, Json] = {}  # user_id -> last view published with views.publish
         self.socket_mode_url: str | None = None  # what apps.connections.open hands out: a SocketModeStub's url
@@ -141,6 +141,7 @@ class SlackStub:
         self._cond = threading.Condition()  # guards all state above; notified on every request
         self._closing = threading.Event()
         self._counter = 0
+        self._last_ts = 0  # microseconds of the last message ts handed out
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
 
@@ -322,11 +323,13 @@ class SlackStub:
         return {"ok": True, "file": hosted[0]} if hosted else _err("file_not_found")
 
     def _id(self, prefix: str) -> str:
-        """Unique increasing ids; ``"ts"`` gives message timestamps like ``1700000000.000100``."""
+        """Unique increasing ids; ``"ts"`` gives message timestamps from the wall clock, as Slack's are (so
+        ``conversations.history(oldest=...)`` compares them with real times), strictly increasing."""
         self._counter += 1
-        micros = self._counter * 100
-        ts = f"{1_700_000_000 + micros // 1_000_000}.{micros % 1_000_000:06d}"
-        return ts if prefix == "ts" else f"{prefix}{self._counter:08d}"
+        if prefix != "ts":
+            return f"{prefix}{self._counter:08d}"
+        self._last_ts = micros = max(time.time_ns() // 1000, self._last_ts + 1)
+        return f"{micros // 1_000_000}.{micros % 1_000_000:06d}"
 
     # Web API methods, looked up as "_api_" + method with dots as underscores; called with the lock held.
     def _api_auth_test(self, body: Json) -> Json:
@@ -346,11 +349,46 @@ class SlackStub:
         if not (text or blocks or body.get("attachments")):
             return _err("no_text")
         channel = "D" + channel[1:] if channel.startswith("U") else channel
-        ts, thread_ts = self._id("ts"), body.get("thread_ts")
+        ts, thread_ts, metadata = self._id("ts"), body.get("thread_ts"), _decoded(body.get("metadata"))
         self.messages.append({"channel": channel, "ts": ts, "text": text, "blocks": blocks, "thread_ts": thread_ts})
+        self.messages[-1].update({"metadata": metadata} if metadata else {})  # only when sent: keeps old shapes
         message = {"text": text, "blocks": blocks, "ts": ts, "user": BOT_USER_ID, "bot_id": BOT_ID, "type": "message"}
         message.update({"thread_ts": thread_ts} if thread_ts else {})
+        message.update({"metadata": metadata} if metadata else {})
         return {"ok": True, "channel": channel, "ts": ts, "message": message}
+
+    def _api_conversations_history(self, body: Json) -> Json:
+        """Top-level messages of a channel (thread replies stay in their thread), newest first, after ``oldest``."""
+        channel = body.get("channel")
+        if not channel:
+            return _err("channel_not_found")
+        found = [m for m in self.messages if m["channel"] == channel and m["thread_ts"] in (None, m["ts"])]
+        return self._listing(found[::-1], body)
+
+    def _api_conversations_replies(self, body: Json) -> Json:
+        """A thread, parent first then replies oldest first, after ``oldest``."""
+        channel, ts = body.get("channel"), body.get("ts")
+        thread = [m for m in self.messages if m["channel"] == channel and ts in (m["ts"], m["thread_ts"])]
+        if not channel or not thread:
+            return _err("channel_not_found" if not channel else "thread_not_found")
+        return self._listing(thread, body)
+
+    @staticmethod
+    def _listing(found: list[Json], body: Json) -> Json:
+        """One page (``limit``, ``cursor`` = offset) of messages as the history methods return them; like Slack,
+        ``metadata`` only with ``include_all_metadata``."""
+        oldest, start = float(body.get("oldest") or 0), int(body.get("cursor") or 0)
+        with_metadata = str(body.get("include_all_metadata", "")).lower() in ("1", "true")
+        found = [m for m in found if float(m["ts"]) > oldest]
+        end = start + int(body.get("limit") or 100)
+        page = []
+        for m in found[start:end]:
+            item = {"type": "message", "user": BOT_USER_ID, "bot_id": BOT_ID, "text": m["text"], "ts": m["ts"]}
+            item.update({k: m[k] for k in ("blocks", "thread_ts") if m.get(k)})
+            item.update({"metadata": m["metadata"]} if with_metadata and m.get("metadata") else {})
+            page.append(item)
+        cursor = str(end) if end < len(found) else ""
+        return {"ok": True, "messages": page, "has_more": bool(cursor), "response_metadata": {"next_cursor": cursor}}
 
     def _api_chat_postEphemeral(self, body: Json) -> Json:
         if not body.get("channel") or not body.get("user"):

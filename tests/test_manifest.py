@@ -21,6 +21,7 @@ def test_manifest_matches_the_code_and_slacks_limits():
     assert manifest["settings"]["interactivity"]["request_url"].endswith(EVENTS_PATH)
     scopes = manifest["oauth_config"]["scopes"]["bot"]
     assert {"commands", "chat:write", "files:read", "im:history"} <= set(scopes), "what imports from Slack need"
+    assert {"im:write", "channels:history", "groups:history"} <= set(scopes), "what exactly-once delivery needs"
     assert manifest["settings"]["event_subscriptions"]["bot_events"] == ["message.im"]
     assert manifest["settings"]["event_subscriptions"]["request_url"].endswith(EVENTS_PATH)
     assert manifest["features"]["app_home"]["messages_tab_read_only_enabled"] is False
