@@ -10,13 +10,17 @@ from collections.abc import Sequence
 from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
 
+from slack_sdk import WebClient
+
 from bot.config import Settings
 from bot.console import run as run_console
 from bot.console import to_terminal
 from bot.db import Store
+from bot.outbox import delivery_client
 from bot.progress import Progress
 from bot.render import Message, render, render_plain
 from handlers.answer import answer
+from handlers.jobs import decide_alerts, decide_digest, deliver, digest_channels, preview_alerts
 from scorecard.checks import find_discrepancies
 from scorecard.digest import build_digest, last_digest_at
 from scorecard.imports import ImportRefused, RowError, apply_import, prepare_import
@@ -43,6 +47,10 @@ def _parser() -> argparse.ArgumentParser:
     police.add_argument("--dry-run", action="store_true", help="read and check everything; write nothing")
     digest = commands.add_parser("digest", help="print the weekly digest: what changed since the last one")
     digest.add_argument("--since", type=date.fromisoformat, help="YYYY-MM-DD (default: the last digest, or 7 days ago)")
+    digest.add_argument("--post", action="store_true", help="post it to PCP_DIGEST_CHANNELS (once a week per channel)")
+    alerts = commands.add_parser("alerts", help="list the alerts evaluation finds now; --post to send them")
+    alerts.add_argument("--post", action="store_true", help="record them and send each lead a direct message")
+    alerts.add_argument("--as-of", type=date.fromisoformat, help="judge the figures up to this date (default: today)")
     owner = commands.add_parser("owner", help="who leads a metric or priority (and receives its alerts)")
     owner.add_argument("action", choices=["add", "remove", "list"])
     owner.add_argument("subject", nargs="?", help="a metric or priority, as /pcp understands it")
@@ -102,8 +110,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             return import_readings(store, args.file, dry_run=args.dry_run)
         elif args.command == "import-police":
             return import_police(store, args.path, dry_run=args.dry_run)
+        elif args.command == "digest" and args.post:
+            return post_digest(store, settings)
         elif args.command == "digest":
             print(to_terminal(weekly_digest(store, since=args.since), bold=sys.stdout.isatty()), end="")
+        elif args.command == "alerts":
+            return run_alerts(store, settings, as_of=args.as_of or date.today(), post=args.post)
         elif args.command == "owner":
             return manage_leads(store, args.action, args.subject, args.user)
         return 0
@@ -139,6 +151,41 @@ def weekly_digest(store: Store, *, since: date | None = None, now: datetime | No
         start = datetime.combine(since, time(), tzinfo=UTC) if since else last_digest_at(session=session)
         start = start or until - timedelta(days=7)
         return render("digest", digest=build_digest(session=session, since=start, until=until))
+
+
+def _slack_for_posting(settings: Settings) -> WebClient | None:
+    if settings.slack_bot_token is None:
+        print("Posting needs SLACK_BOT_TOKEN (see README).", file=sys.stderr)
+        return None
+    return delivery_client(settings)
+
+
+def run_alerts(store: Store, settings: Settings, *, as_of: date, post: bool) -> int:
+    """Without --post: what evaluation finds and who would hear. With it: record, queue, deliver."""
+    if not post:
+        print(render_plain("alerts.txt", findings=preview_alerts(store=store, as_of=as_of)).rstrip())
+        return 0
+    client = _slack_for_posting(settings)
+    if client is None:
+        return 2
+    decided = decide_alerts(store=store, as_of=as_of, now=datetime.now(UTC))
+    report = deliver(store=store, client=client, admins=settings.pcp_admins)
+    print(f"{decided.opened} alerts opened, {decided.recovered} recovered; {report.sent} messages sent.")
+    return 0
+
+
+def post_digest(store: Store, settings: Settings) -> int:
+    client = _slack_for_posting(settings)
+    if client is None:
+        return 2
+    channels = digest_channels(store=store, configured=settings.pcp_digest_channels)
+    if not channels:
+        print("No digest channels: set PCP_DIGEST_CHANNELS (see README).", file=sys.stderr)
+        return 2
+    queued = decide_digest(store=store, channels=channels, now=datetime.now(UTC))
+    report = deliver(store=store, client=client, admins=settings.pcp_admins)
+    print(f"Digest queued for {queued} of {len(channels)} channels (each gets one a week); {report.sent} sent.")
+    return 0
 
 
 def manage_leads(store: Store, action: str, subject_text: str | None, user: str | None) -> int:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import re
 import signal
@@ -14,7 +13,7 @@ from slack_bolt import App
 
 from bot.config import Settings
 from bot.db import Store
-from bot.server import make_server, wsgi_app
+from bot.server import make_server, run_until_closed, wsgi_app
 from bot.slack_app import create_app
 
 log = logging.getLogger("pcp")
@@ -70,9 +69,7 @@ def _serve_http(app: App, store: Store, settings: Settings) -> None:
     server = make_server(application, host=settings.host, port=settings.port, threads=settings.http_threads)
     _on_sigterm(server.close)
     log.info("pcp listening on http://%s:%s/slack/events", settings.host, server.effective_port)
-    # close() from the signal handler ends run() with EBADF; Ctrl-C with KeyboardInterrupt: both mean "stop"
-    with contextlib.suppress(KeyboardInterrupt, OSError):
-        server.run()
+    run_until_closed(server)
 
 
 def _serve_socket_mode(app: App, app_token: str) -> None:

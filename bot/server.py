@@ -7,6 +7,7 @@ development server and is not used.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 from collections.abc import Callable, Iterable
@@ -56,3 +57,12 @@ def wsgi_app(app: App, *, store: Store | None) -> WSGIApp:
 def make_server(application: WSGIApp, *, host: str, port: int, threads: int = 8) -> Any:
     """A waitress server bound now (port 0 picks a free port: see `.effective_port`); call .run()."""
     return create_server(application, host=host, port=port, threads=threads, ident="pcp")
+
+
+def run_until_closed(server: Any) -> None:
+    """Serve until server.close() (from a signal handler or another thread) or Ctrl-C.
+
+    close() from elsewhere ends waitress's loop with EBADF; that, like Ctrl-C, means "stop".
+    """
+    with contextlib.suppress(KeyboardInterrupt, OSError, ValueError):
+        server.run()

@@ -29,6 +29,14 @@ def handle_open(*, ack: Ack, action: dict, respond: Respond, store: Store) -> No
     respond(**message.payload(response_type="ephemeral", replace_original=True))
 
 
+def handle_view(*, ack: Ack, action: dict, respond: Respond, store: Store) -> None:
+    """ "Open the card" on an alert: the card arrives below it; the alert itself stays."""
+    ack()
+    with store.session() as session:
+        message = answer(action.get("value", ""), session=session)
+    respond(**message.payload(response_type="ephemeral", replace_original=False))
+
+
 def register(app: App, *, store: Store) -> None:
     def share(ack: Ack, body: dict, action: dict, respond: Respond) -> None:
         handle_share(ack=ack, body=body, action=action, respond=respond, store=store)
@@ -36,5 +44,9 @@ def register(app: App, *, store: Store) -> None:
     def open_(ack: Ack, action: dict, respond: Respond) -> None:
         handle_open(ack=ack, action=action, respond=respond, store=store)
 
+    def view(ack: Ack, action: dict, respond: Respond) -> None:
+        handle_view(ack=ack, action=action, respond=respond, store=store)
+
     app.action("pcp_share")(share)
+    app.action("pcp_view")(view)
     app.action(OPEN_ACTION)(open_)

@@ -26,7 +26,7 @@ from sqlalchemy import create_engine, make_url, text
 
 from bot.config import Settings
 from bot.db import Store, normalise_url
-from bot.server import make_server, wsgi_app
+from bot.server import make_server, run_until_closed, wsgi_app
 from bot.slack_app import create_app
 from tests.slack_stub import SlackStub
 
@@ -216,7 +216,7 @@ def running_bot(slack: SlackStub, store: Store, *, admins: tuple[str, ...] = ())
     )
     app = create_app(settings, store=store)
     server = make_server(wsgi_app(app, store=store), host="127.0.0.1", port=0, threads=4)
-    thread = threading.Thread(target=server.run, daemon=True)
+    thread = threading.Thread(target=run_until_closed, args=(server,), daemon=True)
     thread.start()
     try:
         yield Bot(f"http://127.0.0.1:{server.effective_port}", slack)
