@@ -19,6 +19,7 @@ from bot.db import Store
 from bot.outbox import delivery_client
 from bot.progress import Progress
 from bot.render import Message, render, render_plain
+from bot.scheduler import upcoming
 from handlers.answer import answer
 from handlers.jobs import decide_alerts, decide_digest, deliver, digest_channels, preview_alerts
 from scorecard.checks import find_discrepancies
@@ -51,6 +52,7 @@ def _parser() -> argparse.ArgumentParser:
     alerts = commands.add_parser("alerts", help="list the alerts evaluation finds now; --post to send them")
     alerts.add_argument("--post", action="store_true", help="record them and send each lead a direct message")
     alerts.add_argument("--as-of", type=date.fromisoformat, help="judge the figures up to this date (default: today)")
+    commands.add_parser("jobs", help="the scheduled jobs and when each runs next")
     owner = commands.add_parser("owner", help="who leads a metric or priority (and receives its alerts)")
     owner.add_argument("action", choices=["add", "remove", "list"])
     owner.add_argument("subject", nargs="?", help="a metric or priority, as /pcp understands it")
@@ -116,6 +118,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(to_terminal(weekly_digest(store, since=args.since), bold=sys.stdout.isatty()), end="")
         elif args.command == "alerts":
             return run_alerts(store, settings, as_of=args.as_of or date.today(), post=args.post)
+        elif args.command == "jobs":
+            print(render_plain("jobs.txt", jobs=upcoming(settings, store), timezone=settings.pcp_timezone).rstrip())
         elif args.command == "owner":
             return manage_leads(store, args.action, args.subject, args.user)
         return 0

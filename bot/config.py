@@ -31,6 +31,7 @@ class Settings(BaseSettings):
     pcp_digest_cron: str = "0 9 * * mon"
     pcp_alert_cron: str = "0 8 * * *"
     pcp_admins: Annotated[list[str], NoDecode] = []
+    pcp_scheduler: bool = True  # run the alert, digest and delivery jobs inside pcp serve
     log_level: str = "INFO"
 
     @field_validator("pcp_digest_channels", "pcp_admins", mode="before")

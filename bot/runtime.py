@@ -13,6 +13,8 @@ from slack_bolt import App
 
 from bot.config import Settings
 from bot.db import Store
+from bot.outbox import delivery_client
+from bot.scheduler import start_scheduler
 from bot.server import make_server, run_until_closed, wsgi_app
 from bot.slack_app import create_app
 
@@ -47,12 +49,15 @@ def build(settings: Settings) -> tuple[Store, App]:
 def serve(settings: Settings) -> None:
     """Run until SIGTERM or Ctrl-C: Socket Mode with an app token, otherwise HTTP."""
     store, app = build(settings)
+    scheduler = start_scheduler(settings, store, delivery_client(settings)) if settings.pcp_scheduler else None
     try:
         if settings.slack_app_token is not None:
             _serve_socket_mode(app, settings.slack_app_token.get_secret_value())
         else:
             _serve_http(app, store, settings)
     finally:
+        if scheduler is not None:
+            scheduler.shutdown(wait=True)  # let a running job finish: its outbox rows stay consistent
         store.close()
 
 
