@@ -19,7 +19,7 @@ from bot.db import Store
 from bot.outbox import delivery_client
 from bot.progress import Progress
 from bot.render import Message, render, render_plain
-from bot.scheduler import upcoming
+from bot.scheduler import today, upcoming
 from handlers.answer import answer
 from handlers.jobs import decide_alerts, decide_digest, deliver, digest_channels, preview_alerts
 from scorecard.checks import find_discrepancies
@@ -109,15 +109,15 @@ def main(argv: Sequence[str] | None = None) -> int:
             with store.session() as session:
                 print(render_plain("check_data.txt", items=find_discrepancies(session=session)), end="")
         elif args.command == "import":
-            return import_readings(store, args.file, dry_run=args.dry_run)
+            return import_readings(store, settings, args.file, dry_run=args.dry_run)
         elif args.command == "import-police":
-            return import_police(store, args.path, dry_run=args.dry_run)
+            return import_police(store, settings, args.path, dry_run=args.dry_run)
         elif args.command == "digest" and args.post:
             return post_digest(store, settings)
         elif args.command == "digest":
             print(to_terminal(weekly_digest(store, since=args.since), bold=sys.stdout.isatty()), end="")
         elif args.command == "alerts":
-            return run_alerts(store, settings, as_of=args.as_of or date.today(), post=args.post)
+            return run_alerts(store, settings, as_of=args.as_of or today(settings), post=args.post)
         elif args.command == "jobs":
             print(render_plain("jobs.txt", jobs=upcoming(settings, store), timezone=settings.pcp_timezone).rstrip())
         elif args.command == "owner":
@@ -127,7 +127,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         store.close()
 
 
-def import_readings(store: Store, path: Path, *, dry_run: bool) -> int:
+def import_readings(store: Store, settings: Settings, path: Path, *, dry_run: bool) -> int:
     """Exit 0 when the file was imported (or would be, with --dry-run), 1 when it was refused."""
     if not path.is_file():
         print(f"pcp import: {path} is not a file", file=sys.stderr)
@@ -145,7 +145,17 @@ def import_readings(store: Store, path: Path, *, dry_run: bool) -> int:
         print(render_plain("import_report.txt", **{**context, "errors": refused.errors}), file=sys.stderr)
         return 1
     print(render_plain("import_report.txt", **context, plan=plan))
+    _alerts_after_import(store, settings, context["batch"])
     return 0
+
+
+def _alerts_after_import(store: Store, settings: Settings, batch: object | None) -> None:
+    """New figures may make a metric worse: decide now; pcp serve's delivery job sends the messages."""
+    if batch is None:
+        return
+    decided = decide_alerts(store=store, as_of=today(settings), now=datetime.now(UTC))
+    if decided.messages:
+        print(f"{decided.opened} alert(s) opened: {decided.messages} message(s) queued for the leads.")
 
 
 def weekly_digest(store: Store, *, since: date | None = None, now: datetime | None = None) -> Message:
@@ -215,7 +225,7 @@ def manage_leads(store: Store, action: str, subject_text: str | None, user: str 
     return 0
 
 
-def import_police(store: Store, path: Path, *, dry_run: bool) -> int:
+def import_police(store: Store, settings: Settings, path: Path, *, dry_run: bool) -> int:
     """Stream the street-level files, count per month, force and crime type, import the mapped metrics."""
     context = {"file_name": path.name, "dry_run": dry_run, "home_force": HOME_FORCE, "errors": [], "batch": None}
     try:
@@ -232,6 +242,7 @@ def import_police(store: Store, path: Path, *, dry_run: bool) -> int:
             context["batch"] = apply_import(plan, session=session, actor=f"cli:{getpass.getuser()}", progress=progress)
     print(render_plain("police_report.txt", counts=counts, mapping=mapping, home_force=HOME_FORCE))
     print(render_plain("import_report.txt", **context, plan=plan))
+    _alerts_after_import(store, settings, context["batch"])
     return 0
 
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from zoneinfo import ZoneInfo
 
 from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
@@ -49,11 +49,14 @@ def _runtime() -> Runtime:
     return RUNTIME
 
 
+def today(settings: Settings) -> date:
+    """The date in the plan's timezone: alerts judge figures up to today there, not in UTC."""
+    return datetime.now(ZoneInfo(settings.pcp_timezone)).date()
+
+
 def alerts_job() -> None:
     runtime = _runtime()
-    now = datetime.now(UTC)
-    today = now.astimezone(ZoneInfo(runtime.settings.pcp_timezone)).date()
-    jobs.decide_alerts(store=runtime.store, as_of=today, now=now)
+    jobs.decide_alerts(store=runtime.store, as_of=today(runtime.settings), now=datetime.now(UTC))
     delivery_job()
 
 

@@ -6,6 +6,7 @@ nothing changes. Writing "dry run" with the file shows what would change without
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from logging import Logger
 
 from slack_bolt import App
@@ -14,6 +15,7 @@ from slack_sdk import WebClient
 from bot.db import Store
 from bot.render import Message, render
 from bot.slack_files import DownloadError, download
+from handlers.jobs import decide_alerts
 from scorecard.imports import MAX_BYTES, ImportRefused, RowError, apply_import, prepare_import
 from scorecard.models import HOME_FORCE
 
@@ -35,6 +37,8 @@ def import_shared_file(file: dict, *, client: WebClient, store: Store, actor: st
             with store.session() as session:
                 plan = prepare_import(name, data, session=session)
                 batch = None if dry_run else apply_import(plan, session=session, actor=actor)
+            if batch is not None:  # new figures may make a metric worse: its leads hear at the next delivery
+                decide_alerts(store=store, as_of=datetime.now(UTC).date(), now=datetime.now(UTC))
             return render("import_result", **{**context, "plan": plan, "batch": batch}, errors=[])
         except ImportRefused as refused:
             return render("import_result", **context, errors=refused.errors)

@@ -108,3 +108,23 @@ def test_preview_lists_findings_and_who_would_hear(fresh_store, leads):
     run_import(fresh_store, "rising.csv", RISING)
     findings = preview_alerts(store=fresh_store, as_of=AS_OF)
     assert ("knife-crime", "consecutive", leads) in [(f.metric, f.rule, who) for f, who in findings]
+
+
+def test_an_import_that_makes_a_metric_worse_queues_its_alerts_at_once(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("SLACK_", "PCP_"))}
+    env["DATABASE_URL"] = f"sqlite:///{tmp_path / 'pcp.db'}"
+    file = tmp_path / "rising.csv"
+    file.write_bytes(RISING)
+
+    def pcp(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-m", "bot.cli", *args], env=env, capture_output=True, text=True)
+
+    assert pcp("owner", "add", "knife-crime", "U0KNIFE").returncode == 0
+    first = pcp("import", str(file))
+    assert "alert(s) opened: 1 message(s) queued for the leads." in first.stdout, first.stdout + first.stderr
+    again = pcp("import", str(file))
+    assert "alert(s) opened" not in again.stdout, "the same figures never alert twice"
