@@ -10,13 +10,23 @@ from bot.db import Store
 from bot.render import unescape
 from handlers.answer import answer, split_share
 from handlers.leads import is_owner_command, owner_command
+from handlers.subscriptions import digest_command, first_word, snooze_command
 
 
 def handle_pcp(*, ack: Ack, command: dict, respond: Respond, store: Store, admins: list[str], logger: Logger) -> None:
     ack()  # Slack shows an error after 3 s; the answer follows through response_url
     text = unescape(command.get("text", ""))  # should_escape: Slack sent &amp; &lt; &gt; and <@U…> mentions
+    user_id, word = command.get("user_id", ""), first_word(text)
     if is_owner_command(text):
-        message = owner_command(text, user_id=command.get("user_id", ""), admins=admins, store=store)
+        message = owner_command(text, user_id=user_id, admins=admins, store=store)
+    elif word in ("snooze", "unsnooze"):
+        message = snooze_command(text, user_id=user_id, store=store)
+    elif word == "digest":
+        channel_id = command.get("channel_id", "")
+        message = digest_command(text, user_id=user_id, channel_id=channel_id, admins=admins, store=store)
+    else:
+        message = None
+    if message is not None:
         respond(**message.payload(response_type="ephemeral"))
         return
     text, share = split_share(text)

@@ -14,7 +14,7 @@ from sqlmodel import Session, col, select
 
 from scorecard import cards, queries
 from scorecard.cards import AreaRef, MetricView, ScorecardGroup
-from scorecard.models import HOME_FORCE, AlertEvent, Metric, Outbox, Reading
+from scorecard.models import HOME_FORCE, AlertEvent, AuditLog, DigestChannel, Metric, Outbox, Reading
 
 
 @dataclass(frozen=True)
@@ -66,6 +66,24 @@ class DigestView:
     new_figures: list[NewFigure]
     priorities: list[PriorityCount]
     groups: list[ScorecardGroup]
+
+
+def add_digest_channel(channel_id: str, *, session: Session, actor: str) -> bool:
+    """False when the channel already gets the digest; every change is in the audit log."""
+    if session.get(DigestChannel, channel_id) is not None:
+        return False
+    session.add(DigestChannel(channel_id=channel_id, added_by=actor))
+    session.add(AuditLog(actor=actor, action="add digest channel", subject=channel_id))
+    return True
+
+
+def remove_digest_channel(channel_id: str, *, session: Session, actor: str) -> bool:
+    channel = session.get(DigestChannel, channel_id)
+    if channel is None:
+        return False
+    session.delete(channel)
+    session.add(AuditLog(actor=actor, action="remove digest channel", subject=channel_id))
+    return True
 
 
 def last_digest_at(*, session: Session) -> datetime | None:

@@ -1,0 +1,72 @@
+"""/pcp snooze and /pcp digest from Slack: what a lead hears, and where the digest goes."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from datetime import UTC, datetime
+
+import pytest
+from sqlmodel import select
+
+from bot.db import Store
+from handlers.jobs import digest_channels
+from scorecard.alerts import is_snoozed
+from scorecard.models import AuditLog
+from tests.conftest import Bot, running_bot
+from tests.slack_stub import SlackStub
+
+ADMIN = "U0ADMIN"
+
+
+@pytest.fixture
+def admin_bot(slack: SlackStub, fresh_store: Store) -> Iterator[Bot]:
+    with running_bot(slack, fresh_store, admins=(ADMIN,)) as bot:
+        yield bot
+
+
+def snoozed(store: Store, user: str) -> bool:
+    with store.session() as session:
+        return is_snoozed("knife-crime", user, session=session, now=datetime.now(UTC))
+
+
+def test_a_lead_snoozes_and_unsnoozes_their_own_alerts(admin_bot, fresh_store):
+    admin_bot.command("snooze knife crime 12", user="U0KNIFE")
+    (reply,) = admin_bot.replies(1)
+    assert reply["text"].startswith("No alerts about knife-crime will reach you until")
+    assert snoozed(fresh_store, "U0KNIFE") and not snoozed(fresh_store, "U0HEAD")
+    admin_bot.command("unsnooze knife-crime", user="U0KNIFE")
+    assert admin_bot.replies(2)[1]["text"] == "Alerts about knife-crime will reach you again."
+    assert not snoozed(fresh_store, "U0KNIFE")
+
+
+@pytest.mark.parametrize("text", ["snooze xyzzy", "snooze knife-crime 99"])
+def test_a_snooze_that_cannot_be_understood_changes_nothing(admin_bot, fresh_store, text):
+    admin_bot.command(text, user="U0KNIFE")
+    (reply,) = admin_bot.replies(1)
+    assert reply["text"].startswith("Nothing changed")
+    assert not snoozed(fresh_store, "U0KNIFE")
+
+
+def test_an_admin_chooses_the_digest_channel_and_it_is_recorded(admin_bot, fresh_store):
+    admin_bot.command("digest here", user=ADMIN)
+    (reply,) = admin_bot.replies(1)
+    assert "<#C0PERF> will get the weekly digest" in json.dumps(reply["blocks"])
+    assert digest_channels(store=fresh_store, configured=["C0BOARD"]) == ["C0BOARD", "C0PERF"]
+    admin_bot.command("digest stop", user=ADMIN)
+    admin_bot.replies(2)
+    assert digest_channels(store=fresh_store, configured=[]) == []
+    with fresh_store.session() as session:
+        actions = [(a.actor, a.action, a.subject) for a in session.exec(select(AuditLog).order_by(AuditLog.id))]
+    assert actions == [(ADMIN, "add digest channel", "C0PERF"), (ADMIN, "remove digest channel", "C0PERF")]
+
+
+def test_only_admins_choose_the_digest_channel_but_anyone_may_preview(admin_bot, fresh_store):
+    admin_bot.command("digest here", user="U0ANALYST")
+    (refusal,) = admin_bot.replies(1)
+    assert refusal["text"].startswith("Only pcp admins can choose where the weekly digest is posted.")
+    assert digest_channels(store=fresh_store, configured=[]) == []
+    admin_bot.command("digest", user="U0ANALYST")
+    preview = admin_bot.replies(2)[1]
+    assert preview["response_type"] == "ephemeral"
+    assert preview["blocks"][0]["text"]["text"] == "Police and Crime Plan – weekly digest"
