@@ -102,3 +102,10 @@ def test_healthz_reports_the_database(bot):
 
 def test_unknown_paths_are_404(bot):
     assert get(f"{bot.base_url}/admin").status == 404
+
+
+def test_open_the_card_on_an_alert_adds_the_card_below_it(bot):
+    bot.click("pcp_view", "knife-crime")
+    (answer,) = bot.replies(1)
+    assert answer["replace_original"] is False, "the alert itself stays"
+    assert answer["blocks"][0]["text"]["text"] == "Knife crime"

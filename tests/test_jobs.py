@@ -128,3 +128,34 @@ def test_an_import_that_makes_a_metric_worse_queues_its_alerts_at_once(tmp_path)
     assert "alert(s) opened: 1 message(s) queued for the leads." in first.stdout, first.stdout + first.stderr
     again = pcp("import", str(file))
     assert "alert(s) opened" not in again.stdout, "the same figures never alert twice"
+
+
+def test_cli_posting_sends_each_digest_and_alert_once(tmp_path, slack):
+    import os
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("SLACK_", "PCP_"))}
+    env |= {
+        "DATABASE_URL": f"sqlite:///{tmp_path / 'pcp.db'}",
+        "SLACK_BOT_TOKEN": BOT_TOKEN,
+        "SLACK_API_URL": slack.api_url,
+        "PCP_DIGEST_CHANNELS": "C0PERF,C0BOARD",
+    }
+    file = tmp_path / "rising.csv"
+    file.write_bytes(RISING)
+
+    def pcp(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-m", "bot.cli", *args], env=env, capture_output=True, text=True)
+
+    assert pcp("owner", "add", "knife-crime", "U0KNIFE").returncode == 0
+    assert pcp("import", str(file)).returncode == 0
+    posted = pcp("alerts", "--post")
+    assert posted.stdout.strip() == "0 alerts opened, 0 recovered; 1 messages sent.", posted.stderr
+    assert [m["text"] for m in dms(slack, "U0KNIFE")] == ["Worse: Knife crime, Apr 2024 – worse month after month."]
+
+    first, second = pcp("digest", "--post"), pcp("digest", "--post")
+    assert first.stdout.strip().startswith("Digest queued for 2 of 2 channels"), first.stderr
+    assert second.stdout.strip().startswith("Digest queued for 0 of 2 channels")
+    assert sorted(m["channel"] for m in slack.messages if m["channel"].startswith("C")) == ["C0BOARD", "C0PERF"]
+    assert BOT_TOKEN not in first.stderr + second.stderr + posted.stderr
