@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import signal
 import socket
+import sqlite3
 import subprocess
 import sys
 import time
@@ -13,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from bot.scheduler import JOBS_TABLE
 from tests.conftest import BOT_TOKEN, SIGNING_SECRET, Bot, get
 from tests.slack_stub import SlackStub
 
@@ -65,6 +67,9 @@ def test_serve_answers_signed_commands_and_refuses_unsigned(served, tmp_path):
     assert answer["blocks"][0]["text"]["text"] == "Killed or seriously injured on the roads"
     assert bot.command("ksi", signed=False).status == 401
     assert len(bot.slack.calls("auth.test")) >= 1, "the bot token was verified with Slack at start"
+    with sqlite3.connect(tmp_path / "pcp.db") as db:
+        stored = {row[0] for row in db.execute(f"SELECT id FROM {JOBS_TABLE}")}
+    assert stored == {"alerts", "digest", "delivery"}, "pcp serve runs the scheduler with its jobs stored"
 
     process.send_signal(signal.SIGTERM)
     assert process.wait(timeout=10) == 0, "SIGTERM stops the server cleanly"
