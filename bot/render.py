@@ -21,6 +21,7 @@ from typing import Any
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
 from slack_sdk.models.blocks import Block
+from slack_sdk.models.views import View
 
 TEMPLATES_DIR = Path(__file__).resolve().parent.parent / "templates"
 MAX_BLOCKS = 50
@@ -137,6 +138,15 @@ def render(name: str, **context: Any) -> Message:
     message = Message(text=clip(re.sub(r"\n{3,}", "\n\n", text.strip()), MAX_TEXT), blocks=blocks)
     validate(message)
     return message
+
+
+def render_home(name: str, **context: Any) -> dict[str, Any]:
+    """A Home tab view: the template's blocks (up to 100), validated as slack_sdk's View model."""
+    output = _environment().get_template(f"{name}.j2").render({k: escape_context(v) for k, v in context.items()})
+    blocks = [json.loads(line) for line in output.partition(BLOCKS_MARKER)[2].splitlines() if line.strip()]
+    view = {"type": "home", "blocks": blocks}
+    View(**view).to_dict()  # raises SlackObjectFormationError past 100 blocks or on any invalid block
+    return view
 
 
 def render_plain(name: str, **context: Any) -> str:

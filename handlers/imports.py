@@ -15,6 +15,7 @@ from slack_sdk import WebClient
 from bot.db import Store
 from bot.render import Message, render
 from bot.slack_files import DownloadError, download
+from handlers.home import refresh_homes
 from handlers.jobs import decide_alerts
 from scorecard.imports import MAX_BYTES, ImportRefused, RowError, apply_import, prepare_import
 from scorecard.models import HOME_FORCE
@@ -62,6 +63,8 @@ def handle_file_share(*, event: dict, client: WebClient, store: Store, admins: l
     for file in files:
         reply = import_shared_file(file, client=client, store=store, actor=user, dry_run=dry_run)
         client.chat_postMessage(channel=channel, thread_ts=thread_ts, **reply.payload())
+    if not dry_run:
+        refresh_homes(client=client, store=store, logger=logger)
 
 
 def register(app: App, *, store: Store, admins: list[str]) -> None:

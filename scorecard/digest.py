@@ -141,7 +141,8 @@ def _alert_lines(events: list[AlertEvent], metrics: dict[int, Metric]) -> list[A
     ]
 
 
-def _signals(views: list[MetricView]) -> list[Signal]:
+def signals_of(views: list[MetricView]) -> list[Signal]:
+    """Series whose latest month is a special cause (SPC), as the cards read them."""
     found = []
     for view in views:
         for series in view.series:
@@ -172,7 +173,7 @@ def build_digest(*, session: Session, since: datetime, until: datetime) -> Diges
         until=until,
         worsened=_alert_lines(list(opened), metrics),
         recovered=_alert_lines(list(recovered), metrics),
-        signals=_signals(views),
+        signals=signals_of(views),
         new_figures=_new_figures(since, until, metrics, session=session),
         priorities=priorities,
         groups=board.groups,

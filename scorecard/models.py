@@ -301,3 +301,10 @@ class DigestChannel(SQLModel, table=True):
     channel_id: str = Field(primary_key=True)
     added_by: str
     added_at: datetime = Field(default_factory=_now)
+
+
+class HomeVisitor(SQLModel, table=True):
+    """Someone who opened pcp's Home tab: their view is republished when the figures change."""
+
+    user_id: str = Field(primary_key=True)
+    last_opened: datetime = Field(default_factory=_now)

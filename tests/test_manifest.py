@@ -22,6 +22,7 @@ def test_manifest_matches_the_code_and_slacks_limits():
     scopes = manifest["oauth_config"]["scopes"]["bot"]
     assert {"commands", "chat:write", "files:read", "im:history"} <= set(scopes), "what imports from Slack need"
     assert {"im:write", "channels:history", "groups:history"} <= set(scopes), "what exactly-once delivery needs"
-    assert manifest["settings"]["event_subscriptions"]["bot_events"] == ["message.im"]
+    assert manifest["settings"]["event_subscriptions"]["bot_events"] == ["app_home_opened", "message.im"]
+    assert manifest["features"]["app_home"]["home_tab_enabled"] is True
     assert manifest["settings"]["event_subscriptions"]["request_url"].endswith(EVENTS_PATH)
     assert manifest["features"]["app_home"]["messages_tab_read_only_enabled"] is False
