@@ -10,7 +10,7 @@ from bot.db import Store
 from bot.render import unescape
 from handlers.answer import answer, split_share
 from handlers.leads import is_owner_command, owner_command
-from handlers.subscriptions import digest_command, first_word, snooze_command
+from handlers.subscriptions import audit_command, digest_command, first_word, follow_command, snooze_command
 
 
 def handle_pcp(*, ack: Ack, command: dict, respond: Respond, store: Store, admins: list[str], logger: Logger) -> None:
@@ -21,6 +21,10 @@ def handle_pcp(*, ack: Ack, command: dict, respond: Respond, store: Store, admin
         message = owner_command(text, user_id=user_id, admins=admins, store=store)
     elif word in ("snooze", "unsnooze"):
         message = snooze_command(text, user_id=user_id, store=store)
+    elif word in ("follow", "unfollow", "following"):
+        message = follow_command(text, user_id=user_id, store=store)
+    elif word == "audit":
+        message = audit_command(user_id=user_id, admins=admins, store=store)
     elif word == "digest":
         channel_id = command.get("channel_id", "")
         message = digest_command(text, user_id=user_id, channel_id=channel_id, admins=admins, store=store)

@@ -17,7 +17,7 @@ from bot.outbox import DeliveryReport, deliver_due, enqueue
 from bot.render import render
 from scorecard.alerts import Finding, evaluate, is_snoozed, record
 from scorecard.digest import build_digest, last_digest_at
-from scorecard.leads import leads_of_metric
+from scorecard.leads import recipients_of_metric
 from scorecard.models import DigestChannel, Outbox
 
 log = logging.getLogger(__name__)
@@ -33,7 +33,7 @@ class AlertsDecided:
 def preview_alerts(*, store: Store, as_of: date) -> list[tuple[Finding, list[str]]]:
     """What evaluation finds now, with who would hear of it; writes nothing (`pcp alerts`)."""
     with store.session() as session:
-        return [(f, leads_of_metric(f.metric, session=session)) for f in evaluate(session=session, as_of=as_of)]
+        return [(f, recipients_of_metric(f.metric, session=session)) for f in evaluate(session=session, as_of=as_of)]
 
 
 def decide_alerts(*, store: Store, as_of: date, now: datetime) -> AlertsDecided:
@@ -49,7 +49,7 @@ def decide_alerts(*, store: Store, as_of: date, now: datetime) -> AlertsDecided:
             key, finding = transition.event.key, transition.finding
             if transition.kind == "opened":
                 alert = render("alert", f=finding)
-                for user in leads_of_metric(finding.metric, session=session):
+                for user in recipients_of_metric(finding.metric, session=session):
                     if not is_snoozed(finding.metric, user, session=session, now=now):
                         messages += enqueue(session, key=f"{key}:{user}", target=user, message=alert)
             else:

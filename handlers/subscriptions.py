@@ -4,6 +4,8 @@
 /pcp unsnooze knife-crime          alerts again
 /pcp digest                        preview this week's digest, privately
 /pcp digest here | stop            admins: this channel gets (or stops getting) the weekly digest
+/pcp follow knife-crime            its alerts as a DM, without leading it (unfollow, following)
+/pcp audit                         admins: the latest changes, who made them and when
 """
 
 from __future__ import annotations
@@ -14,7 +16,9 @@ from bot.db import Store
 from bot.render import Message, render
 from scorecard.alerts import AlertError, snooze
 from scorecard.digest import add_digest_channel, build_digest, last_digest_at, remove_digest_channel
+from scorecard.leads import follow, followed_by, unfollow
 from scorecard.lookup import Kind, resolve
+from scorecard.queries import recent_changes
 
 DEFAULT_WEEKS = 4
 MAX_WEEKS = 52
@@ -59,3 +63,28 @@ def digest_command(text: str, *, user_id: str, channel_id: str, admins: list[str
             changed = remove_digest_channel(channel_id, session=session, actor=user_id)
             return render("digest_channel", channel=channel_id, added=False, changed=changed)
     return render("digest_channel", channel=channel_id, added=None, changed=False)
+
+
+def follow_command(text: str, *, user_id: str, store: Store) -> Message:
+    """`/pcp follow knife-crime`, `/pcp unfollow knife-crime`, `/pcp following`."""
+    word, _, rest = text.strip().partition(" ")
+    word = word.lower()
+    with store.session() as session:
+        if word == "following":
+            return render(
+                "followed", action="list", metric=None, changed=False, metrics=followed_by(user_id, session=session)
+            )
+        resolution = resolve(rest, session=session)
+        if resolution.kind is not Kind.METRIC:
+            return render("followed", action="unknown", metric=None, changed=False, metrics=[], query=rest)
+        change = follow if word == "follow" else unfollow
+        changed = change(resolution.key or "", user_id, session=session)
+    return render("followed", action=word, metric=resolution.key, changed=changed, metrics=[])
+
+
+def audit_command(*, user_id: str, admins: list[str], store: Store, limit: int = 25) -> Message:
+    if user_id not in admins:
+        return render("not_admin", action="see the audit log")
+    with store.session() as session:
+        entries = recent_changes(session=session, limit=limit)
+    return render("audit", entries=entries)

@@ -15,7 +15,7 @@ from sqlmodel import Session, col, select
 
 from scorecard import queries
 from scorecard.lookup import Kind, resolve
-from scorecard.models import AuditLog, Lead
+from scorecard.models import AuditLog, Follow, Lead
 
 SLACK_USER = re.compile(r"^[UW][A-Z0-9]{2,}$")
 LEADS_FILE = Path(__file__).resolve().parent.parent / "data" / "leads.yaml"
@@ -86,6 +86,34 @@ def leads_of_metric(metric_key: str, *, session: Session) -> list[str]:
     subjects = [f"metric:{metric.key}", f"area:{area.key}"]
     rows = session.exec(select(Lead).where(col(Lead.subject).in_(subjects)).order_by(col(Lead.id))).all()
     return list(dict.fromkeys(row.user_id for row in sorted(rows, key=lambda r: subjects.index(r.subject))))
+
+
+def follow(metric_key: str, user_id: str, *, session: Session) -> bool:
+    """False when already following. Following is about one's own DMs, so it is not audited."""
+    check_user(user_id)
+    if session.exec(select(Follow).where(Follow.metric_key == metric_key, Follow.user_id == user_id)).first():
+        return False
+    session.add(Follow(metric_key=metric_key, user_id=user_id))
+    return True
+
+
+def unfollow(metric_key: str, user_id: str, *, session: Session) -> bool:
+    existing = session.exec(select(Follow).where(Follow.metric_key == metric_key, Follow.user_id == user_id)).first()
+    if existing is None:
+        return False
+    session.delete(existing)
+    return True
+
+
+def followed_by(user_id: str, *, session: Session) -> list[str]:
+    statement = select(Follow.metric_key).where(Follow.user_id == user_id).order_by(col(Follow.metric_key))
+    return list(session.exec(statement).all())
+
+
+def recipients_of_metric(metric_key: str, *, session: Session) -> list[str]:
+    """Who gets a metric's alerts: its leads, its priority's leads, then its followers, each once."""
+    followers = session.exec(select(Follow.user_id).where(Follow.metric_key == metric_key).order_by(col(Follow.id)))
+    return list(dict.fromkeys([*leads_of_metric(metric_key, session=session), *followers]))
 
 
 def seed_leads(*, session: Session, path: Path = LEADS_FILE) -> int:

@@ -308,3 +308,14 @@ class HomeVisitor(SQLModel, table=True):
 
     user_id: str = Field(primary_key=True)
     last_opened: datetime = Field(default_factory=_now)
+
+
+class Follow(SQLModel, table=True):
+    """Someone who asked to hear a metric's alerts without leading it."""
+
+    __table_args__ = (UniqueConstraint("metric_key", "user_id"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    metric_key: str = Field(index=True)
+    user_id: str
+    since: datetime = Field(default_factory=_now)

@@ -9,6 +9,7 @@ from sqlmodel import Session, col, select
 from scorecard.models import (
     HOME_FORCE,
     Area,
+    AuditLog,
     DataVersion,
     FundingAward,
     FundingStream,
@@ -127,6 +128,11 @@ def bump_data_version(*, session: Session) -> None:
     row = session.get(DataVersion, 1) or DataVersion(id=1, version=0)
     row.version += 1
     session.add(row)
+
+
+def recent_changes(*, session: Session, limit: int) -> list[AuditLog]:
+    statement = select(AuditLog).order_by(col(AuditLog.at).desc(), col(AuditLog.id).desc()).limit(limit)
+    return list(session.exec(statement))
 
 
 def plan_fact(key: str, *, session: Session) -> dict:

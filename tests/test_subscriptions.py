@@ -70,3 +70,39 @@ def test_only_admins_choose_the_digest_channel_but_anyone_may_preview(admin_bot,
     preview = admin_bot.replies(2)[1]
     assert preview["response_type"] == "ephemeral"
     assert preview["blocks"][0]["text"]["text"] == "Police and Crime Plan – weekly digest"
+
+
+def test_anyone_can_follow_a_metric_and_then_gets_its_alerts(admin_bot, fresh_store, slack):
+    from slack_sdk import WebClient
+
+    from handlers.jobs import decide_alerts, deliver
+    from tests.conftest import BOT_TOKEN
+    from tests.test_imports import run_import
+    from tests.test_jobs import AS_OF, RISING
+
+    admin_bot.command("follow knife crime", user="U0FAN")
+    (followed,) = admin_bot.replies(1)
+    admin_bot.command("following", user="U0FAN")
+    listing = admin_bot.replies(2)[1]
+    assert followed["text"] == "You will get alerts about knife-crime as direct messages."
+    assert listing["text"] == "You follow: knife-crime."
+
+    run_import(fresh_store, "rising.csv", RISING)
+    decide_alerts(store=fresh_store, as_of=AS_OF, now=datetime.now(UTC))
+    deliver(store=fresh_store, client=WebClient(token=BOT_TOKEN, base_url=slack.api_url, retry_handlers=[]), admins=[])
+    assert [m["text"] for m in slack.messages if m["channel"] == "D0FAN"] == [
+        "Worse: Knife crime, Apr 2024 – worse month after month."
+    ]
+    admin_bot.command("unfollow knife-crime", user="U0FAN")
+    assert admin_bot.replies(3)[2]["text"] == "You will no longer get alerts about knife-crime."
+
+
+def test_the_audit_log_shows_admins_who_changed_what(admin_bot, fresh_store):
+    admin_bot.command("owner knife-crime <@U0LEAD|lead>", user=ADMIN)
+    admin_bot.replies(1)
+    admin_bot.command("audit", user=ADMIN)
+    audit = admin_bot.replies(2)[1]
+    raw = json.dumps(audit["blocks"], ensure_ascii=False)
+    assert "<@U0ADMIN> · add lead · `metric:knife-crime` · user=U0LEAD" in raw
+    admin_bot.command("audit", user="U0ANALYST")
+    assert admin_bot.replies(3)[2]["text"].startswith("Only pcp admins can see the audit log.")
