@@ -5,12 +5,13 @@ from __future__ import annotations
 from slack_bolt import App
 
 from bot.db import Store
-from handlers import actions, commands, errors, home, imports
+from handlers import actions, charts, commands, errors, home, imports
 
 
 def register(app: App, *, store: Store, admins: list[str]) -> None:
     commands.register(app, store=store, admins=admins)
     actions.register(app, store=store)
+    charts.register(app, store=store)
     imports.register(app, store=store, admins=admins)
     home.register(app, store=store)
     errors.register(app)
