@@ -135,7 +135,7 @@ def _xmr(months: list[Reading], metric: Metric) -> pd.DataFrame:
     return xmr(
         [r.value for r in months],
         direction=cards.SPC_DIRECTION[Direction(metric.direction)],  # type: ignore[arg-type]
-        recalculate_at=cards._recalculation_positions(starts, metric.spc_recalculate_at),
+        recalculate_at=cards.recalculation_positions(starts, metric.spc_recalculate_at),
     )
 
 

@@ -215,7 +215,7 @@ SPC_DIRECTION = {
 }
 
 
-def _recalculation_positions(starts: list[str], recalculate_months: list[str]) -> list[int]:
+def recalculation_positions(starts: list[str], recalculate_months: list[str]) -> list[int]:
     """Where each recalculation month ("YYYY-MM") falls in the series: the first month on or after it."""
     positions = set()
     for at in recalculate_months:
@@ -232,7 +232,7 @@ def spc_view(months: list[Reading], metric: Metric) -> SpcView:
     chart = xmr(
         [r.value for r in figures],
         direction=SPC_DIRECTION[Direction(metric.direction)],
-        recalculate_at=_recalculation_positions(starts, metric.spc_recalculate_at),
+        recalculate_at=recalculation_positions(starts, metric.spc_recalculate_at),
     )
     summary = summarise(chart)
     last = chart.iloc[-1]
