@@ -8,8 +8,10 @@ from slack_bolt import Ack, App, Respond
 
 from bot.db import Store
 from handlers.answer import answer
+from handlers.subscriptions import snooze_command
 
 OPEN_ACTION = re.compile(r"^pcp_open")
+SNOOZE_ACTION = re.compile(r"^pcp_snooze_(1|4|12)$")
 
 
 def handle_share(*, ack: Ack, body: dict, action: dict, respond: Respond, store: Store) -> None:
@@ -37,6 +39,14 @@ def handle_view(*, ack: Ack, action: dict, respond: Respond, store: Store) -> No
     respond(**message.payload(response_type="ephemeral", replace_original=False))
 
 
+def handle_snooze(*, ack: Ack, body: dict, action: dict, respond: Respond, store: Store) -> None:
+    """A snooze button on an alert: no alerts about that metric for the clicker, for N weeks."""
+    ack()
+    weeks = action["action_id"].rsplit("_", 1)[1]
+    message = snooze_command(f"snooze {action.get('value', '')} {weeks}", user_id=body["user"]["id"], store=store)
+    respond(**message.payload(response_type="ephemeral", replace_original=False))
+
+
 def register(app: App, *, store: Store) -> None:
     def share(ack: Ack, body: dict, action: dict, respond: Respond) -> None:
         handle_share(ack=ack, body=body, action=action, respond=respond, store=store)
@@ -48,5 +58,10 @@ def register(app: App, *, store: Store) -> None:
         handle_view(ack=ack, action=action, respond=respond, store=store)
 
     app.action("pcp_share")(share)
+
+    def snooze_(ack: Ack, body: dict, action: dict, respond: Respond) -> None:
+        handle_snooze(ack=ack, body=body, action=action, respond=respond, store=store)
+
     app.action("pcp_view")(view)
+    app.action(SNOOZE_ACTION)(snooze_)
     app.action(OPEN_ACTION)(open_)

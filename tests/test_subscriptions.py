@@ -106,3 +106,12 @@ def test_the_audit_log_shows_admins_who_changed_what(admin_bot, fresh_store):
     assert "<@U0ADMIN> · add lead · `metric:knife-crime` · user=U0LEAD" in raw
     admin_bot.command("audit", user="U0ANALYST")
     assert admin_bot.replies(3)[2]["text"].startswith("Only pcp admins can see the audit log.")
+
+
+@pytest.mark.parametrize("weeks", [1, 4, 12])
+def test_the_snooze_buttons_on_an_alert_snooze_the_clicker(admin_bot, fresh_store, weeks):
+    assert admin_bot.click(f"pcp_snooze_{weeks}", "knife-crime", user="U0KNIFE").status == 200
+    (reply,) = admin_bot.replies(1)
+    assert reply["replace_original"] is False, "the alert itself stays"
+    assert reply["text"].startswith("No alerts about knife-crime will reach you until")
+    assert snoozed(fresh_store, "U0KNIFE") and not snoozed(fresh_store, "U0OTHER")
