@@ -23,7 +23,6 @@ import math
 import textwrap
 from dataclasses import dataclass
 from datetime import date, timedelta
-from decimal import Decimal
 
 import pandas as pd
 from matplotlib.axes import Axes
@@ -34,11 +33,11 @@ from matplotlib.lines import Line2D
 from matplotlib.ticker import FuncFormatter, MaxNLocator
 from sqlmodel import Session
 
+from bot.render import figure
 from scorecard import cards, queries
 from scorecard.models import Metric, Reading
-from scorecard.periods import is_month, month_end
-from scorecard.spc import MIN_POINTS, summarise, xmr
-from scorecard.status import Direction
+from scorecard.periods import is_month, month_end, pick_figures
+from scorecard.spc import MIN_POINTS, summarise
 
 # NHS "Making Data Count" colours (reference/spc.md)
 VARIATION_COLOUR = {
@@ -99,11 +98,10 @@ def metric_chart(key: str, *, session: Session) -> Chart | None:
     readings = queries.readings_of([metric.id], session=session)
     panels = []
     for series in queries.series_of([metric.id], session=session).get(metric.id, []):
-        current = [r for r in readings.get((metric.id, series.label), []) if r.replaced_at is None]
-        months = _months(current)
-        if months:
-            baseline = next((r for r in current if r.is_baseline), None)
-            panels.append(_Panel(series.label, months, _xmr(months, metric), baseline))
+        figures = pick_figures(readings.get((metric.id, series.label), []))
+        if figures.months:
+            chart = cards.spc_chart(figures.months, metric)
+            panels.append(_Panel(series.label, figures.months, chart, figures.baseline))
     if not panels:
         return None
     panels = panels[:MAX_PANELS]
@@ -123,30 +121,10 @@ def _start(reading: Reading) -> date:
     return reading.period_start
 
 
-def _months(current: list[Reading]) -> list[Reading]:
-    """The card's monthly figures: current, not the baseline, a calendar month, with a number."""
-    months = [r for r in current if not r.is_baseline and is_month(r) and r.value is not None]
-    return sorted(months, key=_start)
-
-
-def _xmr(months: list[Reading], metric: Metric) -> pd.DataFrame:
-    """The same XmR call as cards.spc_view: same direction mapping, same recalculation months."""
-    starts = [f"{_start(r):%Y-%m}" for r in months]
-    return xmr(
-        [r.value for r in months],
-        direction=cards.SPC_DIRECTION[Direction(metric.direction)],  # type: ignore[arg-type]
-        recalculate_at=cards.recalculation_positions(starts, metric.spc_recalculate_at),
-    )
-
-
 def _number(value: float, unit: str, *, places: int | None = None) -> str:
-    """2,599 / 72.6% / 170.3: as the cards write figures."""
-    if places is not None:
-        value = round(value, places)
-    number = Decimal(repr(float(value)))
-    whole = number == number.to_integral_value() and unit != "percent"
-    text = f"{int(number):,}" if whole else f"{number.normalize():,f}"
-    return f"{text}%" if unit == "percent" else text
+    """As the cards write figures (render.figure); numpy floats become plain floats first."""
+    plain = float(value)
+    return figure(round(plain, places) if places is not None else plain, unit)
 
 
 def _like_for_like(baseline: Reading | None) -> bool:

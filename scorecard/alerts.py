@@ -26,7 +26,7 @@ from sqlmodel import Session, col, select
 from scorecard import queries
 from scorecard.cards import spc_view
 from scorecard.models import AlertEvent, AlertRule, Metric, Reading, Snooze
-from scorecard.periods import comparable, is_month
+from scorecard.periods import dated, pick_figures
 from scorecard.spc import MIN_POINTS
 from scorecard.status import Direction, Status, compute_change, exact, judge
 
@@ -244,11 +244,6 @@ def alert_key(metric: str, rule: str, series: str, period_end: date) -> str:
     return f"alert:{metric}:{rule}:{series}:{period_end.isoformat()}"
 
 
-def _dated(reading: Reading) -> date:
-    """A reading's period end, or its publication date when the source states no period."""
-    return reading.period_end or reading.observed_on
-
-
 @dataclass(frozen=True)
 class _Series:
     """The figures of one series as the card picks them, as of the evaluation date."""
@@ -264,18 +259,14 @@ class _Series:
 def _series(metric: Metric, label: str, readings: list[Reading], as_of: date) -> _Series:
     """An alert tells a lead something new: the plan document's own figures (which every reader
     of the plan already has) are the baseline to judge by, never the news that raises an alert."""
-    current = [r for r in readings if r.replaced_at is None and _dated(r) <= as_of]
-    baseline = next((r for r in current if r.is_baseline), None)
-    others = [r for r in current if not r.is_baseline and r.import_id is not None]
-    like_baseline = [r for r in others if baseline is None or comparable(baseline, r)]
-    months = sorted((r for r in others if is_month(r) and r.value is not None), key=_dated)
+    figures = pick_figures(readings, as_of=as_of, imported_only=True)
     return _Series(
         metric=metric,
         direction=Direction(metric.direction),
         label=label,
-        baseline=baseline,
-        latest=like_baseline[-1] if like_baseline else None,
-        months=months,
+        baseline=figures.baseline,
+        latest=figures.latest,
+        months=figures.months,
     )
 
 
@@ -369,14 +360,14 @@ CHECKS: dict[str, Callable[[_Series, dict[str, Any]], _Outcome | None]] = {
 def _finding(series: _Series, rule: str, state: State, *, outcome: _Outcome, key: str | None = None) -> Finding:
     reading = outcome.reading
     return Finding(
-        key=key or alert_key(series.metric.key, rule, series.label, _dated(reading)),
+        key=key or alert_key(series.metric.key, rule, series.label, dated(reading)),
         state=state,
         metric=series.metric.key,
         metric_name=series.metric.short_name,
         rule=rule,
         series=series.label,
         period_label=reading.period_label,
-        period_end=_dated(reading),
+        period_end=dated(reading),
         direction=series.direction.value,
         unit=series.metric.unit,
         judgement="neither" if series.direction is Direction.MONITOR else "worse",

@@ -9,11 +9,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from decimal import Decimal
 
+import pandas as pd
 from sqlmodel import Session
 
 from scorecard import queries
 from scorecard.models import Area, FundingAward, FundingStream, FundingYear, Metric, MetricSeries, Reading
-from scorecard.periods import comparable, is_month
+from scorecard.periods import pick_figures
 from scorecard.spc import MIN_POINTS, summarise, xmr
 from scorecard.status import Change, Direction, Status, agrees, combine, compute_change, judge, parse_stated
 
@@ -225,15 +226,19 @@ def recalculation_positions(starts: list[str], recalculate_months: list[str]) ->
     return sorted(positions)
 
 
-def spc_view(months: list[Reading], metric: Metric) -> SpcView:
-    """XmR over the monthly figures, split at the metric's recalculation months (data/plan)."""
-    figures = [r for r in months if r.value is not None and r.period_start is not None]
-    starts = [f"{r.period_start:%Y-%m}" for r in figures]
-    chart = xmr(
-        [r.value for r in figures],
+def spc_chart(months: list[Reading], metric: Metric) -> pd.DataFrame:
+    """XmR over the monthly figures (pick_figures().months), split at the metric's recalculation
+    months (data/plan), judged by the plan's direction. The card, the alerts and the chart use this."""
+    starts = [f"{r.period_start:%Y-%m}" for r in months if r.period_start is not None]
+    return xmr(
+        [r.value for r in months if r.value is not None],
         direction=SPC_DIRECTION[Direction(metric.direction)],
         recalculate_at=recalculation_positions(starts, metric.spc_recalculate_at),
     )
+
+
+def spc_view(months: list[Reading], metric: Metric) -> SpcView:
+    chart = spc_chart(months, metric)
     summary = summarise(chart)
     last = chart.iloc[-1]
     reason = summary.reason or {}
@@ -275,12 +280,8 @@ def _series_view(series: MetricSeries, readings: list[Reading], metric: Metric) 
     """Latest is the newest current figure for a period like the baseline's; months feed SPC."""
     direction = Direction(metric.direction)
     by_id = {r.id: r for r in readings if r.id is not None}
-    current = [r for r in readings if r.replaced_at is None]
-    baseline = next((r for r in current if r.is_baseline), None)
-    others = [r for r in current if not r.is_baseline]
-    like_baseline = [r for r in others if baseline is None or comparable(baseline, r)]
-    latest = like_baseline[-1] if like_baseline else None
-    months = sorted((r for r in others if is_month(r)), key=lambda r: r.period_start or r.observed_on)
+    figures = pick_figures(readings)
+    baseline, latest, months = figures.baseline, figures.latest, figures.months
     change = None
     if baseline and latest and baseline.value is not None and latest.value is not None:
         change = compute_change(baseline.value, latest.value)

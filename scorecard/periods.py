@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+from dataclasses import dataclass
 from datetime import date, timedelta
 
 from scorecard.models import Reading
@@ -32,3 +34,32 @@ def comparable(baseline: Reading, other: Reading) -> bool:
     if base is None or length is None:
         return length is None
     return abs(base - length) <= SAME_LENGTH_DAYS
+
+
+def dated(reading: Reading) -> date:
+    """A reading's period end, or its publication date when the source states no period."""
+    return reading.period_end or reading.observed_on
+
+
+@dataclass(frozen=True)
+class Figures:
+    """The figures every view of a series is built from, picked one way so that the card, the
+    alerts and the chart always agree."""
+
+    baseline: Reading | None
+    latest: Reading | None  # the newest current figure for a period as long as the baseline's
+    months: list[Reading]  # current calendar-month figures with a number, oldest first
+
+
+def pick_figures(readings: Iterable[Reading], *, as_of: date | None = None, imported_only: bool = False) -> Figures:
+    """`readings` oldest first (as queries.readings_of gives them); replaced ones are skipped.
+
+    `as_of` leaves out figures for later periods; `imported_only` leaves out the plan's own
+    figures (other than its baseline), as alerts do.
+    """
+    current = [r for r in readings if r.replaced_at is None and (as_of is None or dated(r) <= as_of)]
+    baseline = next((r for r in current if r.is_baseline), None)
+    others = [r for r in current if not r.is_baseline and (r.import_id is not None or not imported_only)]
+    like_baseline = [r for r in others if baseline is None or comparable(baseline, r)]
+    months = sorted((r for r in others if is_month(r) and r.value is not None), key=dated)
+    return Figures(baseline=baseline, latest=like_baseline[-1] if like_baseline else None, months=months)
