@@ -18,8 +18,8 @@ from bot.console import to_terminal
 from bot.db import Store
 from bot.outbox import delivery_client
 from bot.progress import Progress
-from bot.render import Message, render, render_plain
-from bot.scheduler import today, upcoming
+from bot.render import Message, phrase, render, render_plain
+from bot.scheduler import upcoming
 from handlers.answer import answer
 from handlers.jobs import decide_alerts, decide_digest, deliver, digest_channels, preview_alerts
 from scorecard.checks import find_discrepancies
@@ -27,6 +27,7 @@ from scorecard.digest import build_digest, last_digest_at
 from scorecard.imports import ImportRefused, RowError, apply_import, prepare_import
 from scorecard.leads import LeadError, add_lead, check_user, leads, remove_lead, subject_for
 from scorecard.models import HOME_FORCE
+from scorecard.periods import today_in
 from scorecard.police_import import load_mapping, plan_police_import
 from scorecard.police_uk import PoliceDataError, count_street_crimes, street_files
 
@@ -76,11 +77,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         configure_logging(settings.log_level)
         if not settings.has_slack_credentials:
-            print(
-                "pcp serve needs SLACK_BOT_TOKEN and SLACK_SIGNING_SECRET (see README).\n"
-                "To try pcp without Slack, run: pcp console",
-                file=sys.stderr,
-            )
+            print(phrase("serve_needs_credentials"), file=sys.stderr)
             return 2
         from slack_bolt.error import BoltError
         from slack_sdk.errors import SlackApiError
@@ -88,11 +85,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         try:
             serve(settings)
         except BoltError as error:  # Slack refused the bot token at start (auth.test)
-            print(f"pcp serve could not start: Slack rejected SLACK_BOT_TOKEN.\n{error}", file=sys.stderr)
+            print(phrase("serve_bot_token_rejected", error=error), file=sys.stderr)
             return 3
         except SlackApiError as error:  # Slack refused the app token (apps.connections.open)
             reason = error.response.get("error", "unknown error")
-            print(f"pcp serve could not start: Slack rejected SLACK_APP_TOKEN ({reason}).", file=sys.stderr)
+            print(phrase("serve_app_token_rejected", reason=reason), file=sys.stderr)
             return 3
         return 0
     store = Store.open(settings.database_url)
@@ -117,7 +114,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         elif args.command == "digest":
             print(to_terminal(weekly_digest(store, since=args.since), bold=sys.stdout.isatty()), end="")
         elif args.command == "alerts":
-            return run_alerts(store, settings, as_of=args.as_of or today(settings), post=args.post)
+            return run_alerts(store, settings, as_of=args.as_of or today_in(settings.pcp_timezone), post=args.post)
         elif args.command == "jobs":
             print(render_plain("jobs.txt", jobs=upcoming(settings, store), timezone=settings.pcp_timezone).rstrip())
         elif args.command == "owner":
@@ -130,7 +127,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 def import_readings(store: Store, settings: Settings, path: Path, *, dry_run: bool) -> int:
     """Exit 0 when the file was imported (or would be, with --dry-run), 1 when it was refused."""
     if not path.is_file():
-        print(f"pcp import: {path} is not a file", file=sys.stderr)
+        print(phrase("not_a_file", path=path), file=sys.stderr)
         return 1
     context = {"file_name": path.name, "dry_run": dry_run, "home_force": HOME_FORCE, "errors": [], "batch": None}
     try:
@@ -153,9 +150,9 @@ def _alerts_after_import(store: Store, settings: Settings, batch: object | None)
     """New figures may make a metric worse: decide now; pcp serve's delivery job sends the messages."""
     if batch is None:
         return
-    decided = decide_alerts(store=store, as_of=today(settings), now=datetime.now(UTC))
+    decided = decide_alerts(store=store, as_of=today_in(settings.pcp_timezone), now=datetime.now(UTC))
     if decided.messages:
-        print(f"{decided.opened} alert(s) opened: {decided.messages} message(s) queued for the leads.")
+        print(phrase("alerts_queued", opened=decided.opened, messages=decided.messages))
 
 
 def weekly_digest(store: Store, *, since: date | None = None, now: datetime | None = None) -> Message:
@@ -169,7 +166,7 @@ def weekly_digest(store: Store, *, since: date | None = None, now: datetime | No
 
 def _slack_for_posting(settings: Settings) -> WebClient | None:
     if settings.slack_bot_token is None:
-        print("Posting needs SLACK_BOT_TOKEN (see README).", file=sys.stderr)
+        print(phrase("posting_needs_token"), file=sys.stderr)
         return None
     return delivery_client(settings)
 
@@ -184,7 +181,7 @@ def run_alerts(store: Store, settings: Settings, *, as_of: date, post: bool) -> 
         return 2
     decided = decide_alerts(store=store, as_of=as_of, now=datetime.now(UTC))
     report = deliver(store=store, client=client, admins=settings.pcp_admins)
-    print(f"{decided.opened} alerts opened, {decided.recovered} recovered; {report.sent} messages sent.")
+    print(phrase("alerts_posted", opened=decided.opened, recovered=decided.recovered, sent=report.sent))
     return 0
 
 
@@ -194,11 +191,11 @@ def post_digest(store: Store, settings: Settings) -> int:
         return 2
     channels = digest_channels(store=store, configured=settings.pcp_digest_channels)
     if not channels:
-        print("No digest channels: set PCP_DIGEST_CHANNELS (see README).", file=sys.stderr)
+        print(phrase("no_digest_channels"), file=sys.stderr)
         return 2
     queued = decide_digest(store=store, channels=channels, now=datetime.now(UTC))
     report = deliver(store=store, client=client, admins=settings.pcp_admins)
-    print(f"Digest queued for {queued} of {len(channels)} channels (each gets one a week); {report.sent} sent.")
+    print(phrase("digest_posted", queued=queued, channels=len(channels), sent=report.sent))
     return 0
 
 
@@ -218,10 +215,9 @@ def manage_leads(store: Store, action: str, subject_text: str | None, user: str 
             change = add_lead if action == "add" else remove_lead
             changed = change(subject, check_user(user), session=session, actor=actor)
         except LeadError as error:
-            print(f"pcp owner: {error}", file=sys.stderr)
+            print(phrase("owner_problem", problem=error), file=sys.stderr)
             return 1
-    verb = {"add": ("added as a lead of", "already leads"), "remove": ("removed as a lead of", "does not lead")}[action]
-    print(f"{user} {verb[0] if changed else verb[1]} {subject.label}.")
+    print(phrase("owner_changed", user=user, action=action, changed=changed, subject=subject.label))
     return 0
 
 

@@ -161,6 +161,12 @@ def enqueue(session: Session, *, key: str, target: str, message: Message, thread
     return session.exec(statement).first() is not None  # RETURNING: psycopg reports no rowcount here
 
 
+def messages_keyed(session: Session, *, prefix: str) -> list[Outbox]:
+    """Outbox rows whose key starts with `prefix`: e.g. one alert's messages, one per recipient."""
+    statement = select(Outbox).where(col(Outbox.key).startswith(prefix)).order_by(col(Outbox.id))
+    return list(session.exec(statement).all())
+
+
 def deliver_due(
     store: Store,
     client: WebClient,

@@ -149,6 +149,11 @@ def render_home(name: str, **context: Any) -> dict[str, Any]:
     return view
 
 
+def phrase(name: str, **context: Any) -> str:
+    """One sentence the CLI prints: the macro `name` of templates/cli.txt.j2 (terminal text, unescaped)."""
+    return str(getattr(_environment().get_template("cli.txt.j2").module, name)(**context))
+
+
 def render_plain(name: str, **context: Any) -> str:
     """Render a plain-text template for the terminal (no mrkdwn, so nothing to escape)."""
     return _environment().get_template(f"{name}.j2").render(**context)

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import UTC, datetime
 from zoneinfo import ZoneInfo
 
 from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
@@ -26,6 +26,7 @@ from slack_sdk import WebClient
 from bot.config import Settings
 from bot.db import Store
 from handlers import jobs
+from scorecard.periods import today_in
 
 log = logging.getLogger(__name__)
 JOBS_TABLE = "scheduler_jobs"
@@ -49,14 +50,9 @@ def _runtime() -> Runtime:
     return RUNTIME
 
 
-def today(settings: Settings) -> date:
-    """The date in the plan's timezone: alerts judge figures up to today there, not in UTC."""
-    return datetime.now(ZoneInfo(settings.pcp_timezone)).date()
-
-
 def alerts_job() -> None:
     runtime = _runtime()
-    jobs.decide_alerts(store=runtime.store, as_of=today(runtime.settings), now=datetime.now(UTC))
+    jobs.decide_alerts(store=runtime.store, as_of=today_in(runtime.settings.pcp_timezone), now=datetime.now(UTC))
     delivery_job()
 
 

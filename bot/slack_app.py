@@ -44,5 +44,5 @@ def create_app(settings: Settings, *, store: Store) -> App:
         bolt_log.addFilter(_ClientTokenNotice())
     secret = settings.slack_signing_secret.get_secret_value() if settings.slack_signing_secret else None
     app = App(client=build_client(settings), signing_secret=secret, process_before_response=False)
-    handlers.register(app, store=store, admins=settings.pcp_admins)
+    handlers.register(app, store=store, admins=settings.pcp_admins, timezone=settings.pcp_timezone)
     return app

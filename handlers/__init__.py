@@ -8,10 +8,10 @@ from bot.db import Store
 from handlers import actions, charts, commands, errors, home, imports
 
 
-def register(app: App, *, store: Store, admins: list[str]) -> None:
+def register(app: App, *, store: Store, admins: list[str], timezone: str) -> None:
     commands.register(app, store=store, admins=admins)
     actions.register(app, store=store)
     charts.register(app, store=store)
-    imports.register(app, store=store, admins=admins)
+    imports.register(app, store=store, admins=admins, timezone=timezone)
     home.register(app, store=store)
     errors.register(app)

@@ -19,11 +19,14 @@ from handlers.home import refresh_homes
 from handlers.jobs import decide_alerts
 from scorecard.imports import MAX_BYTES, ImportRefused, RowError, apply_import, prepare_import
 from scorecard.models import HOME_FORCE
+from scorecard.periods import today_in
 
 IMPORTABLE = (".csv", ".xlsx")
 
 
-def import_shared_file(file: dict, *, client: WebClient, store: Store, actor: str, dry_run: bool) -> Message:
+def import_shared_file(
+    file: dict, *, client: WebClient, store: Store, actor: str, dry_run: bool, timezone: str
+) -> Message:
     """Fetch, check and (unless dry run) apply one shared file; the reply says what happened."""
     info = client.files_info(file=file["id"])["file"]
     name = info.get("name", "the file")
@@ -39,7 +42,7 @@ def import_shared_file(file: dict, *, client: WebClient, store: Store, actor: st
                 plan = prepare_import(name, data, session=session)
                 batch = None if dry_run else apply_import(plan, session=session, actor=actor)
             if batch is not None:  # new figures may make a metric worse: its leads hear at the next delivery
-                decide_alerts(store=store, as_of=datetime.now(UTC).date(), now=datetime.now(UTC))
+                decide_alerts(store=store, as_of=today_in(timezone), now=datetime.now(UTC))
             return render("import_result", **{**context, "plan": plan, "batch": batch}, errors=[])
         except ImportRefused as refused:
             return render("import_result", **context, errors=refused.errors)
@@ -48,7 +51,9 @@ def import_shared_file(file: dict, *, client: WebClient, store: Store, actor: st
     return render("import_result", **context, errors=[RowError(0, "", problem)])
 
 
-def handle_file_share(*, event: dict, client: WebClient, store: Store, admins: list[str], logger: Logger) -> None:
+def handle_file_share(
+    *, event: dict, client: WebClient, store: Store, admins: list[str], timezone: str, logger: Logger
+) -> None:
     channel, user = event["channel"], event.get("user", "")
     thread_ts = event.get("thread_ts") or event["ts"]
     files = [f for f in event.get("files", []) if f.get("id")]
@@ -61,15 +66,15 @@ def handle_file_share(*, event: dict, client: WebClient, store: Store, admins: l
         return
     dry_run = "dry" in (event.get("text") or "").lower()
     for file in files:
-        reply = import_shared_file(file, client=client, store=store, actor=user, dry_run=dry_run)
+        reply = import_shared_file(file, client=client, store=store, actor=user, dry_run=dry_run, timezone=timezone)
         client.chat_postMessage(channel=channel, thread_ts=thread_ts, **reply.payload())
     if not dry_run:
         refresh_homes(client=client, store=store, logger=logger)
 
 
-def register(app: App, *, store: Store, admins: list[str]) -> None:
+def register(app: App, *, store: Store, admins: list[str], timezone: str) -> None:
     def file_share(event: dict, client: WebClient, logger: Logger) -> None:
-        handle_file_share(event=event, client=client, store=store, admins=admins, logger=logger)
+        handle_file_share(event=event, client=client, store=store, admins=admins, timezone=timezone, logger=logger)
 
     def other_message() -> None:
         """Other direct messages need no answer, but must be acknowledged or Slack retries them."""

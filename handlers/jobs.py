@@ -10,15 +10,13 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 
 from slack_sdk import WebClient
-from sqlmodel import col, select
 
 from bot.db import Store
-from bot.outbox import DeliveryReport, deliver_due, enqueue
+from bot.outbox import DeliveryReport, deliver_due, enqueue, messages_keyed
 from bot.render import render
 from scorecard.alerts import Finding, evaluate, is_snoozed, record
-from scorecard.digest import build_digest, last_digest_at
+from scorecard.digest import added_digest_channels, build_digest, last_digest_at
 from scorecard.leads import recipients_of_metric
-from scorecard.models import DigestChannel, Outbox
 
 log = logging.getLogger(__name__)
 
@@ -54,8 +52,7 @@ def decide_alerts(*, store: Store, as_of: date, now: datetime) -> AlertsDecided:
                         messages += enqueue(session, key=f"{key}:{user}", target=user, message=alert)
             else:
                 reply = render("alert_recovered", f=finding)
-                alerted = session.exec(select(Outbox).where(col(Outbox.key).startswith(f"{key}:"))).all()
-                for parent in alerted:
+                for parent in messages_keyed(session, prefix=f"{key}:"):
                     recovery_key = f"{parent.key}:recovered"
                     if not parent.key.endswith(":recovered"):
                         messages += enqueue(
@@ -69,7 +66,7 @@ def decide_alerts(*, store: Store, as_of: date, now: datetime) -> AlertsDecided:
 def digest_channels(*, store: Store, configured: list[str]) -> list[str]:
     """PCP_DIGEST_CHANNELS plus the channels admins added from Slack, each once."""
     with store.session() as session:
-        added = session.exec(select(DigestChannel.channel_id).order_by(col(DigestChannel.added_at))).all()
+        added = added_digest_channels(session=session)
     return list(dict.fromkeys([*configured, *added]))
 
 

@@ -86,6 +86,12 @@ def remove_digest_channel(channel_id: str, *, session: Session, actor: str) -> b
     return True
 
 
+def added_digest_channels(*, session: Session) -> list[str]:
+    """Channels admins added from Slack, oldest first."""
+    statement = select(DigestChannel.channel_id).order_by(col(DigestChannel.added_at))
+    return list(session.exec(statement).all())
+
+
 def last_digest_at(*, session: Session) -> datetime | None:
     """When the last digest was decided (its outbox row), whichever channel it went to."""
     statement = select(Outbox.created_at).where(col(Outbox.key).startswith("digest:"))

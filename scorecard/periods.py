@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
+from zoneinfo import ZoneInfo
 
 from scorecard.models import Reading
 
@@ -34,6 +35,11 @@ def comparable(baseline: Reading, other: Reading) -> bool:
     if base is None or length is None:
         return length is None
     return abs(base - length) <= SAME_LENGTH_DAYS
+
+
+def today_in(timezone: str) -> date:
+    """Today where the plan's people work: alerts judge figures up to this date, not UTC's."""
+    return datetime.now(ZoneInfo(timezone)).date()
 
 
 def dated(reading: Reading) -> date:

@@ -47,7 +47,7 @@ def dms(slack, user: str) -> list[dict]:
 def test_a_worsening_metric_sends_each_lead_one_direct_message(fresh_store, slack, client, leads):
     run_import(fresh_store, "rising.csv", RISING)
     decided = decide_alerts(store=fresh_store, as_of=AS_OF, now=NOW)
-    assert decided.opened >= 1 and decided.messages == decided.opened * 2
+    assert (decided.opened, decided.messages) == (1, 2), "one alert (worse 3 months running), one DM per lead"
     deliver(store=fresh_store, client=client, admins=[], now=later())
     for user in leads:
         texts = [m["text"] for m in dms(slack, user)]

@@ -38,16 +38,31 @@ def test_metric_card_shows_the_documents_figures(row: Row, session):
     if row.text_value is not None:
         assert row.text_value in everything
         return
-    series_fields = [b["fields"] for b in message.blocks if b["type"] == "section" and "fields" in b]
-    assert len(series_fields) == len(row.baselines) == len(row.currents)
-    for fields, baseline, current in zip(series_fields, row.baselines, row.currents, strict=True):
+    series_fields, warnings = _series_blocks(message.blocks)
+    stated_changes = [figure for cell in row.changes for figure in numbers(cell)]
+    assert len(series_fields) == len(row.baselines) == len(row.currents) == len(stated_changes)
+    for fields, warning, baseline, current, stated in zip(
+        series_fields, warnings, row.baselines, row.currents, stated_changes, strict=True
+    ):
         assert fields[0]["text"].startswith("*Baseline*") and _field_figure(fields[0]["text"]) == baseline
         assert fields[1]["text"].startswith("*Latest*") and _field_figure(fields[1]["text"]) == current
-    for stated in row.changes:
-        for figure in numbers(stated):
-            assert figure in numbers(everything), f"stated change {stated} is shown (as computed or as a warning)"
+        assert fields[2]["text"].startswith("*Change*")
+        # the document's change is the series' Change, or the figure the warning beneath it quotes
+        shown = numbers(fields[2]["text"].split(" (")[0]) if warning is None else numbers(warning)
+        assert shown[0] == stated
     for arrow in row.arrows:
         assert arrow in everything
+
+
+def _series_blocks(blocks: list[dict]) -> tuple[list[list[dict]], list[str | None]]:
+    """Each series' fields, and the disagreement warning right after them (None when it agrees)."""
+    fields, warnings = [], []
+    for block, following in zip(blocks, [*blocks[1:], {}], strict=True):
+        if block["type"] == "section" and "fields" in block:
+            fields.append(block["fields"])
+            text = following.get("elements", [{}])[0].get("text", "") if following.get("type") == "context" else ""
+            warnings.append(text if text.startswith(":warning:") else None)
+    return fields, warnings
 
 
 def _texts(blocks: list[dict]) -> list[str]:
