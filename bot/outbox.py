@@ -141,6 +141,11 @@ def delivery_client(settings: Settings, *, timeout: float = 10) -> WebClient:
     return WebClient(token=token, base_url=settings.slack_api_url, timeout=timeout, retry_handlers=[])
 
 
+def without_retries(client: WebClient) -> WebClient:
+    """The same Slack workspace as `client` (Bolt's, which retries), for one-attempt delivery."""
+    return WebClient(token=client.token, base_url=client.base_url, timeout=10, retry_handlers=[])
+
+
 def enqueue(session: Session, *, key: str, target: str, message: Message, thread_of: str | None = None) -> bool:
     """Queue a message in the caller's transaction, so it commits or rolls back with the decision.
 

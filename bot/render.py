@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
+from pydantic import BaseModel
 from slack_sdk.models.blocks import Block
 from slack_sdk.models.views import View
 
@@ -39,7 +40,7 @@ def unescape(text: str) -> str:
 
 
 def escape_context(value: Any) -> Any:
-    """Escape every string inside dataclasses, dicts, lists and tuples; keep other values."""
+    """Escape every string inside dataclasses, models, dicts, lists and tuples; keep other values."""
     if isinstance(value, Enum):
         return value
     if isinstance(value, str):
@@ -50,6 +51,8 @@ def escape_context(value: Any) -> Any:
         return {escape_context(k) if isinstance(k, str) else k: escape_context(v) for k, v in value.items()}
     if isinstance(value, list | tuple):
         return [escape_context(v) for v in value]
+    if isinstance(value, BaseModel):  # SQLModel rows (an AuditLog's detail holds users' words)
+        return escape_context(value.model_dump())
     return value
 
 
@@ -140,12 +143,24 @@ def render(name: str, **context: Any) -> Message:
     return message
 
 
-def render_home(name: str, **context: Any) -> dict[str, Any]:
-    """A Home tab view: the template's blocks (up to 100), validated as slack_sdk's View model."""
-    output = _environment().get_template(f"{name}.j2").render({k: escape_context(v) for k, v in context.items()})
-    blocks = [json.loads(line) for line in output.partition(BLOCKS_MARKER)[2].splitlines() if line.strip()]
-    view = {"type": "home", "blocks": blocks}
-    View(**view).to_dict()  # raises SlackObjectFormationError past 100 blocks or on any invalid block
+def render_view(name: str, **fields: Any) -> dict[str, Any]:
+    """A Home tab or modal view from templates/<name>.j2, validated as slack_sdk's View model.
+
+    The template's blocks (up to 100) become the view's blocks; top-level `{% set %}`s of
+    `type`, `title`, `submit` and `close` give the view's type and labels, so the wording stays
+    in the template. `fields` that are not template context (callback_id, private_metadata)
+    go to the view as they are.
+    """
+    view_keys = {"callback_id", "private_metadata"}
+    context = {k: escape_context(v) for k, v in fields.items() if k not in view_keys}
+    module = _environment().get_template(f"{name}.j2").make_module(context)
+    blocks = [json.loads(line) for line in str(module).partition(BLOCKS_MARKER)[2].splitlines() if line.strip()]
+    view: dict[str, Any] = {"type": getattr(module, "type", "home"), "blocks": blocks}
+    for label in ("title", "submit", "close"):
+        if hasattr(module, label):
+            view[label] = {"type": "plain_text", "text": unescape(getattr(module, label)), "emoji": True}
+    view.update({k: v for k, v in fields.items() if k in view_keys})
+    View(**view).to_dict()  # raises SlackObjectFormationError past 100 blocks, on a long title, any bad block
     return view
 
 

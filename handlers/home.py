@@ -10,13 +10,13 @@ from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
 from bot.db import Store
-from bot.render import render_home
+from bot.render import render_view
 from scorecard.home import home_view, remember_visitor, visitors
 
 
 def publish_home(user_id: str, *, client: WebClient, store: Store) -> None:
     with store.session() as session:
-        view = render_home("home", home=home_view(user_id, session=session))
+        view = render_view("home", home=home_view(user_id, session=session))
     client.views_publish(user_id=user_id, view=view)
 
 

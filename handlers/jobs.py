@@ -10,10 +10,11 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 
 from slack_sdk import WebClient
+from sqlmodel import Session
 
 from bot.db import Store
 from bot.outbox import DeliveryReport, deliver_due, enqueue, messages_keyed
-from bot.render import render
+from bot.render import Message, render
 from scorecard.alerts import Finding, evaluate, is_snoozed, record
 from scorecard.digest import added_digest_channels, build_digest, last_digest_at
 from scorecard.leads import recipients_of_metric
@@ -52,15 +53,24 @@ def decide_alerts(*, store: Store, as_of: date, now: datetime) -> AlertsDecided:
                         messages += enqueue(session, key=f"{key}:{user}", target=user, message=alert)
             else:
                 reply = render("alert_recovered", f=finding)
-                for parent in messages_keyed(session, prefix=f"{key}:"):
-                    recovery_key = f"{parent.key}:recovered"
-                    if not parent.key.endswith(":recovered"):
-                        messages += enqueue(
-                            session, key=recovery_key, target=parent.target, message=reply, thread_of=parent.key
-                        )
+                messages += reply_to_alert(session, key, suffix="recovered", message=reply)
     opened = sum(t.kind == "opened" for t in transitions)
     log.info("alerts: %s opened, %s recovered, %s messages queued", opened, len(transitions) - opened, messages)
     return AlertsDecided(opened=opened, recovered=len(transitions) - opened, messages=messages)
+
+
+def reply_to_alert(session: Session, alert_key: str, *, suffix: str, message: Message) -> int:
+    """Queue `message` in the thread of every copy of an alert (one per recipient); returns how many.
+
+    The copies are the outbox rows keyed `<alert key>:<user>`; replies are keyed under them
+    (`…:recovered`, `…:ack:<id>`), so a reply is never queued twice and never itself replied to.
+    """
+    prefix = f"{alert_key}:"
+    copies = [row for row in messages_keyed(session, prefix=prefix) if ":" not in row.key[len(prefix) :]]
+    return sum(
+        enqueue(session, key=f"{row.key}:{suffix}", target=row.target, message=message, thread_of=row.key)
+        for row in copies
+    )
 
 
 def digest_channels(*, store: Store, configured: list[str]) -> list[str]:

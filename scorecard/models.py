@@ -264,6 +264,16 @@ class AlertEvent(SQLModel, table=True):
     detail: dict = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
 
 
+class AlertAcknowledgement(SQLModel, table=True):
+    """Someone answering an alert with a short comment, for the accountability meeting's record."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    event_id: int = Field(foreign_key="alertevent.id", index=True)
+    user_id: str
+    comment: str
+    at: datetime = Field(default_factory=_now)
+
+
 class Snooze(SQLModel, table=True):
     __table_args__ = (UniqueConstraint("metric_id", "user_id"),)
 

@@ -160,15 +160,18 @@ class Bot:
         signature = sign(body) if signed else {}
         return post(self.events_url, body, {**signature, **headers}, "application/x-www-form-urlencoded")
 
-    def click(self, action_id: str, value: str, *, user: str = "U0ANALYST") -> Reply:
+    def click(self, action_id: str, value: str, *, user: str = "U0ANALYST", message: dict | None = None) -> Reply:
+        """A button click, signed, as Slack sends it; `message` (channel, ts) is the message the button
+        is on, otherwise an ephemeral reply in #performance. The trigger_id is fresh from the stand-in."""
+        channel, ts = (message["channel"], message["ts"]) if message else ("C0PERF", "1700000000.000100")
         payload = {
             "type": "block_actions",
             "team": {"id": "T0TEST", "domain": "pcp-test"},
             "user": {"id": user, "username": "analyst", "team_id": "T0TEST"},
             "api_app_id": "A0PCP",
-            "container": {"type": "message", "message_ts": "1700000000.000100", "is_ephemeral": True},
-            "channel": {"id": "C0PERF", "name": "performance"},
-            "trigger_id": "123.456.abc",
+            "container": {"type": "message", "message_ts": ts, "channel_id": channel, "is_ephemeral": not message},
+            "channel": {"id": channel, "name": "performance" if not message else "directmessage"},
+            "trigger_id": self.slack.issue_trigger(),
             "response_url": self.slack.response_url("action"),
             "actions": [
                 {
@@ -180,6 +183,25 @@ class Bot:
                     "action_ts": "1700000001.000200",
                 }
             ],
+        }
+        body = "payload=" + urllib.parse.quote(json.dumps(payload))
+        return post(self.events_url, body, sign(body), "application/x-www-form-urlencoded")
+
+    def submit(self, view: dict, values: dict[str, dict[str, str]], *, user: str = "U0ANALYST") -> Reply:
+        """A modal's Submit, signed, as Slack sends it: `view` as views.open returned it, `values` as
+        {block_id: {action_id: text}}. The HTTP reply carries any `response_action` (errors)."""
+        state = {
+            block: {action: {"type": "plain_text_input", "value": text} for action, text in actions.items()}
+            for block, actions in values.items()
+        }
+        payload = {
+            "type": "view_submission",
+            "team": {"id": "T0TEST", "domain": "pcp-test"},
+            "user": {"id": user, "username": "analyst", "team_id": "T0TEST"},
+            "api_app_id": "A0PCP",
+            "trigger_id": self.slack.issue_trigger(),
+            "view": {**view, "state": {"values": state}, "hash": "1700000002.abcd", "app_id": "A0PCP"},
+            "response_urls": [],
         }
         body = "payload=" + urllib.parse.quote(json.dumps(payload))
         return post(self.events_url, body, sign(body), "application/x-www-form-urlencoded")

@@ -21,6 +21,10 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, NamedTuple
 from urllib.parse import parse_qs, urlsplit
 
+from slack_sdk.errors import SlackObjectFormationError
+from slack_sdk.models.views import View
+
+TRIGGER_SECONDS = 3.0  # a trigger_id expires 3 s after Slack sends it (reference/slack.md)
 SCOPES = "chat:write,commands,im:write,files:write,users:read"
 BOT_USER_ID, BOT_ID, TEAM_ID = "UBOT", "BBOT", "T0TEST"
 #: ``xoxb-`` tokens that still fail, so tests can exercise revoked/expired-token paths.
@@ -134,10 +138,13 @@ class SlackStub:
         self.messages: list[Json] = []  # every chat.postMessage: channel, ts, text, blocks, thread_ts[, metadata]
         self.uploads: dict[str, bytes] = {}  # file_id -> bytes POSTed to its upload_url
         self.views: dict[str, Json] = {}  # user_id -> last view published with views.publish
+        self.modals: list[Json] = []  # every view opened with views.open, as Slack stored it (with its id)
         self.socket_mode_url: str | None = None  # what apps.connections.open hands out: a SocketModeStub's url
         self._files: dict[str, Json] = {}  # file_id -> filename from files.getUploadURLExternal
         self.hosted: dict[str, tuple[Json, bytes]] = {}  # file_id -> (files.info object, bytes) a user shared
         self._faults: dict[str, deque[_Fault]] = {}
+        self._triggers: dict[str, float] = {}
+        self._used_triggers: set[str] = set()  # trigger_id -> time.monotonic() it was issued, until exchanged
         self._cond = threading.Condition()  # guards all state above; notified on every request
         self._closing = threading.Event()
         self._counter = 0
@@ -201,7 +208,8 @@ class SlackStub:
     def reset(self) -> None:
         """Forget recorded requests, stored messages/uploads/views and pending faults."""
         with self._cond:
-            for store in (self.requests, self.messages, self.uploads, self.views, self._files, self._faults):
+            stores = (self.requests, self.messages, self.uploads, self.views, self.modals, self._files, self._faults)
+            for store in stores:
                 store.clear()
 
     def fail(self, method: str, *, status: int | None = None, error: str | None = None, retry_after: int | None = None,
@@ -417,6 +425,32 @@ class SlackStub:
         if not user_id or not isinstance(view, dict) or not _valid_blocks(view.get("blocks", []), 100):
             return _err("invalid_arguments")
         self.views[user_id] = view = {**view, "id": self._id("V"), "team_id": TEAM_ID}
+        return {"ok": True, "view": view}
+
+    def issue_trigger(self) -> str:
+        """A trigger_id as Slack puts in an interaction payload: good for one views.open, for 3 seconds."""
+        with self._cond:
+            self._counter += 1
+            trigger = f"{self._counter}.{int(time.time())}.{self._counter:032x}"
+            self._triggers[trigger] = time.monotonic()
+        return trigger
+
+    def _api_views_open(self, body: Json) -> Json:
+        """Like Slack: the trigger must be one it issued, used once, within 3 s; the view a valid modal."""
+        trigger, view = str(body.get("trigger_id") or ""), _decoded(body.get("view"))
+        issued = self._triggers.pop(trigger, None)
+        if issued is None:
+            return _err("exchanged_trigger_id" if trigger in self._used_triggers else "invalid_trigger_id")
+        self._used_triggers.add(trigger)
+        if time.monotonic() - issued > TRIGGER_SECONDS:
+            return _err("expired_trigger_id")
+        if not isinstance(view, dict) or view.get("type") != "modal" or not _valid_blocks(view.get("blocks"), 100):
+            return _err("invalid_arguments")
+        try:
+            View(**view).to_dict()  # title <= 24 chars, callback_id, private_metadata <= 3,000, every block
+        except (SlackObjectFormationError, TypeError) as error:
+            return {"ok": False, "error": "invalid_arguments", "response_metadata": {"messages": [str(error)]}}
+        self.modals.append(view := {**view, "id": self._id("V"), "team_id": TEAM_ID})
         return {"ok": True, "view": view}
 
     def _api_users_info(self, body: Json) -> Json:
