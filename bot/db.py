@@ -15,7 +15,7 @@ from sqlalchemy import Engine, event
 from sqlmodel import Session, SQLModel, create_engine
 
 from scorecard import models  # noqa: F401  (registers the tables)
-from scorecard.alerts import load_rules
+from scorecard.alert_rules import load_rules
 from scorecard.leads import seed_leads
 from scorecard.plan_loader import load_plan, plan_is_loaded
 

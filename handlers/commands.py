@@ -10,6 +10,7 @@ from bot.db import Store
 from bot.render import unescape
 from handlers.answer import answer, split_share
 from handlers.leads import is_owner_command, owner_command
+from handlers.rules import is_rules_command, rules_command
 from handlers.subscriptions import audit_command, digest_command, first_word, follow_command, snooze_command
 
 
@@ -23,6 +24,8 @@ def handle_pcp(*, ack: Ack, command: dict, respond: Respond, store: Store, admin
         message = snooze_command(text, user_id=user_id, store=store)
     elif word in ("follow", "unfollow", "following"):
         message = follow_command(text, user_id=user_id, store=store)
+    elif is_rules_command(text):
+        message = rules_command(text, user_id=user_id, admins=admins, store=store)
     elif word == "audit":
         message = audit_command(user_id=user_id, admins=admins, store=store)
     elif word == "digest":

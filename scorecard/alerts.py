@@ -1,6 +1,6 @@
 """Alert rules: when a metric has moved far enough the wrong way to tell its leads, and back.
 
-`load_rules` copies data/alert_rules.yaml into AlertRule rows. `evaluate` judges the home
+The rules come from scorecard/alert_rules.py (AlertRule rows). `evaluate` judges the home
 force's current figures against the enabled rules as of a date and returns findings as plain
 data. `record` turns findings into AlertEvent rows, at most one per metric, rule, series and
 period (the event key is unique), so re-running, restarting or importing a file again never
@@ -17,10 +17,8 @@ import itertools
 from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass
 from datetime import UTC, date, datetime
-from pathlib import Path
 from typing import Any, Literal
 
-import yaml
 from sqlmodel import Session, col, select
 
 from scorecard import queries
@@ -30,7 +28,6 @@ from scorecard.periods import dated, pick_figures
 from scorecard.spc import MIN_POINTS
 from scorecard.status import Direction, Status, compute_change, exact, judge
 
-RULES_FILE = Path(__file__).resolve().parent.parent / "data" / "alert_rules.yaml"
 KINDS = ("baseline_margin", "threshold", "consecutive", "spc")  # also the order findings are listed in
 BASELINE = "baseline"  # threshold `value` meaning "this series' plan baseline"
 
@@ -38,158 +35,8 @@ State = Literal["worse", "clear"]
 Judgement = Literal["worse", "neither"]
 
 
-class AlertRulesError(ValueError):
-    """The rules file is wrong; the message names the file, the entry and the problem."""
-
-
 class AlertError(ValueError):
     """A request the alert store cannot serve (an unknown metric, ...)."""
-
-
-# --- loading the rules -----------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class RulesLoaded:
-    """What `load_rules` changed; all zero when the store already matched the file."""
-
-    added: int
-    updated: int
-    removed: int
-
-
-@dataclass(frozen=True)
-class _RuleSpec:
-    kind: str
-    params: dict[str, Any]
-    enabled: bool
-
-
-def _is_number(value: Any) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool)
-
-
-def _margin(value: Any) -> str | None:
-    return None if _is_number(value) and value >= 0 else "must be a number of per cent, 0 or more"
-
-
-def _threshold_value(value: Any) -> str | None:
-    return None if _is_number(value) or value == BASELINE else f"must be a number or “{BASELINE}”"
-
-
-def _count(value: Any) -> str | None:
-    # one worse month is exactly the single-month noise alerts must not react to
-    return (
-        None
-        if isinstance(value, int) and not isinstance(value, bool) and value >= 2
-        else "must be a whole number, 2 or more"
-    )
-
-
-PARAMS: dict[str, dict[str, Callable[[Any], str | None]]] = {
-    "baseline_margin": {"margin_percent": _margin},
-    "threshold": {"value": _threshold_value},
-    "consecutive": {"count": _count},
-    "spc": {},
-}
-
-
-def _rule_spec(entry: Any, where: str, direction: Direction) -> _RuleSpec:
-    """One rule entry, checked: a known kind, exactly its parameters, allowed for the direction."""
-    if not isinstance(entry, dict) or "kind" not in entry:
-        raise AlertRulesError(f"{where}: each rule is a mapping with a kind, like {{kind: spc}}")
-    kind = entry["kind"]
-    if kind not in PARAMS:
-        raise AlertRulesError(f"{where}: unknown kind {kind!r} (expected one of {', '.join(KINDS)})")
-    if direction is Direction.MONITOR and kind != "spc":
-        raise AlertRulesError(f"{where}: {kind} cannot apply to a monitor metric (no good direction); only spc")
-    enabled = entry.get("enabled", True)
-    if not isinstance(enabled, bool):
-        raise AlertRulesError(f"{where}: enabled must be true or false, not {enabled!r}")
-    params = {name: value for name, value in entry.items() if name not in ("kind", "enabled")}
-    expected = PARAMS[kind]
-    unknown = sorted(set(params) - set(expected))
-    if unknown:
-        allowed = ", ".join(expected) or "none"
-        raise AlertRulesError(f"{where}: {kind} has no parameter {', '.join(unknown)} (parameters: {allowed})")
-    for name, check in expected.items():
-        if name not in params:
-            raise AlertRulesError(f"{where}: {kind} needs {name}")
-        problem = check(params[name])
-        if problem:
-            raise AlertRulesError(f"{where}: {kind} {name} {problem}, not {params[name]!r}")
-    return _RuleSpec(kind=kind, params=params, enabled=enabled)
-
-
-def _rule_list(entries: Any, where: str, direction: Direction) -> list[_RuleSpec]:
-    if not isinstance(entries, list):
-        raise AlertRulesError(f"{where}: expected a list of rules (or [] for none)")
-    specs = [_rule_spec(entry, f"{where}[{i}]", direction) for i, entry in enumerate(entries)]
-    kinds = [s.kind for s in specs]
-    repeated = sorted({k for k in kinds if kinds.count(k) > 1})
-    if repeated:
-        raise AlertRulesError(f"{where}: {', '.join(repeated)} is given more than once (one rule per kind)")
-    return specs
-
-
-def _read_rules(path: Path, metrics: list[Metric]) -> dict[int, list[_RuleSpec]]:
-    """Every metric's rules from the file, all checked before anything is written."""
-    name = path.name
-    with path.open(encoding="utf-8") as handle:
-        doc = yaml.safe_load(handle)
-    if not isinstance(doc, dict) or set(doc) - {"defaults", "metrics"}:
-        raise AlertRulesError(f"{name}: expected a mapping with `defaults` and `metrics` only")
-    defaults, overrides = doc.get("defaults") or {}, doc.get("metrics") or {}
-    if not isinstance(defaults, dict) or not isinstance(overrides, dict):
-        raise AlertRulesError(f"{name}: `defaults` and `metrics` map names to lists of rules")
-    directions = {d.value: d for d in Direction}
-    for key in defaults:
-        if key not in directions:
-            raise AlertRulesError(f"{name}, defaults.{key}: not a direction ({', '.join(directions)})")
-    missing = [d for d in directions if d not in defaults]
-    if missing:
-        raise AlertRulesError(f"{name}, defaults: no rules for {', '.join(missing)} (write [] for none)")
-    by_key = {m.key: m for m in metrics}
-    for key in overrides:
-        if key not in by_key:
-            raise AlertRulesError(f"{name}, metrics.{key}: not a metric of the plan")
-    by_direction = {d: _rule_list(defaults[d.value], f"{name}, defaults.{d.value}", d) for d in Direction}
-    rules = {}
-    for metric in metrics:
-        direction = Direction(metric.direction)
-        if metric.key in overrides:
-            rules[metric.id] = _rule_list(overrides[metric.key], f"{name}, metrics.{metric.key}", direction)
-        else:
-            rules[metric.id] = by_direction[direction]
-    return rules
-
-
-def load_rules(*, session: Session, path: Path = RULES_FILE) -> RulesLoaded:
-    """Make the store's AlertRule rows match the file, in the caller's transaction.
-
-    The file is checked whole first (AlertRulesError, nothing written); rows are then added,
-    updated or removed only where they differ, so loading twice changes nothing.
-    """
-    metrics = queries.all_metrics(session=session)
-    wanted = _read_rules(path, metrics)
-    stored: dict[tuple[int, str], AlertRule] = {
-        (rule.metric_id, rule.kind): rule for rule in session.exec(select(AlertRule)).all()
-    }
-    added = updated = 0
-    for metric_id, specs in wanted.items():
-        for spec in specs:
-            row = stored.pop((metric_id, spec.kind), None)
-            if row is None:
-                session.add(AlertRule(metric_id=metric_id, kind=spec.kind, params=spec.params, enabled=spec.enabled))
-                added += 1
-            elif row.params != spec.params or row.enabled != spec.enabled:
-                row.params, row.enabled = dict(spec.params), spec.enabled
-                session.add(row)
-                updated += 1
-    for row in stored.values():
-        session.delete(row)
-    session.flush()
-    return RulesLoaded(added=added, updated=updated, removed=len(stored))
 
 
 # --- evaluating ------------------------------------------------------------------------------

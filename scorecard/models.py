@@ -250,6 +250,20 @@ class AlertRule(SQLModel, table=True):
     enabled: bool = True
 
 
+class AlertRuleOverride(SQLModel, table=True):
+    """An admin's change to one metric's rule from Slack; it outlasts reloading the rules file."""
+
+    __table_args__ = (UniqueConstraint("metric_id", "kind"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    metric_id: int = Field(foreign_key="metric.id", index=True)
+    kind: str
+    params: dict = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    enabled: bool = True
+    set_by: str
+    set_at: datetime = Field(default_factory=_now)
+
+
 class AlertEvent(SQLModel, table=True):
     """A rule that fired for a metric, series and period: at most one, ever (the key is unique)."""
 

@@ -16,16 +16,14 @@ from sqlmodel import col, select
 
 from bot.db import Store
 from scorecard import queries
+from scorecard.alert_rules import RULES_FILE, AlertRulesError, load_rules
 from scorecard.alerts import (
-    RULES_FILE,
     AlertError,
-    AlertRulesError,
     Finding,
     Transition,
     alert_key,
     evaluate,
     is_snoozed,
-    load_rules,
     record,
     snooze,
 )
