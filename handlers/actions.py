@@ -8,10 +8,11 @@ from slack_bolt import Ack, App, Respond
 
 from bot.db import Store
 from handlers.answer import answer
-from handlers.subscriptions import snooze_command
+from handlers.subscriptions import follow_command, snooze_command
 
 OPEN_ACTION = re.compile(r"^pcp_open")
 SNOOZE_ACTION = re.compile(r"^pcp_snooze_(1|4|12)$")
+FOLLOW_ACTION = re.compile(r"^pcp_(un)?follow$")
 
 
 def handle_share(*, ack: Ack, body: dict, action: dict, respond: Respond, store: Store) -> None:
@@ -47,6 +48,14 @@ def handle_snooze(*, ack: Ack, body: dict, action: dict, respond: Respond, store
     respond(**message.payload(response_type="ephemeral", replace_original=False))
 
 
+def handle_follow(*, ack: Ack, body: dict, action: dict, respond: Respond, store: Store) -> None:
+    """Follow (or unfollow) from a card: whoever clicks hears (or stops hearing) its alerts."""
+    ack()
+    verb = "follow" if action["action_id"] == "pcp_follow" else "unfollow"
+    message = follow_command(f"{verb} {action.get('value', '')}", user_id=body["user"]["id"], store=store)
+    respond(**message.payload(response_type="ephemeral", replace_original=False))
+
+
 def register(app: App, *, store: Store) -> None:
     def share(ack: Ack, body: dict, action: dict, respond: Respond) -> None:
         handle_share(ack=ack, body=body, action=action, respond=respond, store=store)
@@ -62,6 +71,10 @@ def register(app: App, *, store: Store) -> None:
     def snooze_(ack: Ack, body: dict, action: dict, respond: Respond) -> None:
         handle_snooze(ack=ack, body=body, action=action, respond=respond, store=store)
 
+    def follow_(ack: Ack, body: dict, action: dict, respond: Respond) -> None:
+        handle_follow(ack=ack, body=body, action=action, respond=respond, store=store)
+
     app.action("pcp_view")(view)
+    app.action(FOLLOW_ACTION)(follow_)
     app.action(SNOOZE_ACTION)(snooze_)
     app.action(OPEN_ACTION)(open_)

@@ -115,3 +115,28 @@ def test_the_snooze_buttons_on_an_alert_snooze_the_clicker(admin_bot, fresh_stor
     assert reply["replace_original"] is False, "the alert itself stays"
     assert reply["text"].startswith("No alerts about knife-crime will reach you until")
     assert snoozed(fresh_store, "U0KNIFE") and not snoozed(fresh_store, "U0OTHER")
+
+
+def test_the_follow_button_on_a_card_follows_and_its_reply_can_unfollow(admin_bot, fresh_store):
+    from scorecard.leads import followed_by
+
+    admin_bot.command("knife crime", user="U0FAN")
+    (card,) = admin_bot.replies(1)
+    buttons = [e for b in card["blocks"] if b["type"] == "actions" for e in b["elements"]]
+    (follow,) = [b for b in buttons if b["action_id"] == "pcp_follow"]
+    assert (follow["text"]["text"], follow["value"]) == ("Follow alerts", "knife-crime")
+
+    assert admin_bot.click("pcp_follow", follow["value"], user="U0FAN").status == 200
+    followed = admin_bot.replies(2)[1]
+    assert followed["text"] == "You will get alerts about knife-crime as direct messages."
+    assert followed["replace_original"] is False, "the card stays"
+    with fresh_store.session() as session:
+        assert followed_by("U0FAN", session=session) == ["knife-crime"]
+        assert followed_by("U0ANALYST", session=session) == []
+    (unfollow,) = [e for b in followed["blocks"] if b["type"] == "actions" for e in b["elements"]]
+    assert (unfollow["action_id"], unfollow["value"]) == ("pcp_unfollow", "knife-crime")
+
+    admin_bot.click("pcp_unfollow", unfollow["value"], user="U0FAN")
+    assert admin_bot.replies(3)[2]["text"] == "You will no longer get alerts about knife-crime."
+    with fresh_store.session() as session:
+        assert followed_by("U0FAN", session=session) == []
