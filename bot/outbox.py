@@ -28,12 +28,13 @@ from http.client import HTTPException
 from typing import Any, Literal
 
 from slack_sdk import WebClient
-from slack_sdk.errors import SlackApiError
+from slack_sdk.errors import SlackApiError, SlackRequestError
 from sqlalchemy import ColumnElement, and_, or_, update
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import Session, col, select
 
+from bot.charts import metric_chart
 from bot.config import Settings
 from bot.db import Store
 from bot.render import Message, render
@@ -116,6 +117,7 @@ class _Claim:
     in_doubt: bool
     created_at: datetime
     thread: tuple[str, str] | None  # the parent's (channel, ts)
+    chart: str | None  # a metric key: upload its chart rather than post
 
 
 @dataclass(frozen=True)
@@ -146,8 +148,19 @@ def without_retries(client: WebClient) -> WebClient:
     return WebClient(token=client.token, base_url=client.base_url, timeout=10, retry_handlers=[])
 
 
-def enqueue(session: Session, *, key: str, target: str, message: Message, thread_of: str | None = None) -> bool:
+def enqueue(
+    session: Session,
+    *,
+    key: str,
+    target: str,
+    message: Message,
+    thread_of: str | None = None,
+    chart: str | None = None,
+) -> bool:
     """Queue a message in the caller's transaction, so it commits or rolls back with the decision.
+
+    With `chart` (a metric key) the row uploads that metric's SPC chart, drawn when it is delivered, into
+    the `thread_of` thread, with `message.text` as its comment.
 
     Returns False (and changes nothing) when the key exists: a decision taken twice is a no-op. ON CONFLICT
     DO NOTHING is atomic against a concurrent insert and, unlike a failed INSERT, never aborts the caller's
@@ -157,6 +170,7 @@ def enqueue(session: Session, *, key: str, target: str, message: Message, thread
         raise ValueError(f"not a Slack user or conversation id: {target!r}")
     now = datetime.now(UTC)
     values = {"key": key, "target": target, "thread_of": thread_of, "text": message.text, "blocks": message.blocks}
+    values |= {"chart": chart}
     values |= {"status": "pending", "attempts": 0, "next_attempt_at": now, "last_error": "", "created_at": now}
     dialect = session.get_bind().dialect.name
     if dialect not in ("postgresql", "sqlite"):
@@ -197,7 +211,7 @@ def deliver_due(
         row_id, claim = claimed
         looked_at.add(row_id)
         if claim is not None:
-            outcome = _attempt(client, claim, now=now, dms=dms)
+            outcome = _attempt(client, claim, now=now, dms=dms, store=store)
             _record(store, claim, outcome, now=now, admins=admins, report=report)
     return report
 
@@ -239,6 +253,7 @@ def _claim_next(
             in_doubt=row.status == "sending",
             created_at=row.created_at,
             thread=thread,
+            chart=row.chart,
         )
 
 
@@ -270,7 +285,7 @@ def _update(session: Session, row_id: int, guard: ColumnElement[bool], **values:
 # Talking to Slack (no transaction open)
 
 
-def _attempt(client: WebClient, claim: _Claim, *, now: datetime, dms: dict[str, str]) -> _Outcome:
+def _attempt(client: WebClient, claim: _Claim, *, now: datetime, dms: dict[str, str], store: Store) -> _Outcome:
     """One attempt: find the conversation, look for an earlier post if in doubt, else post."""
     try:
         channel = claim.thread[0] if claim.thread else _conversation(client, claim.target, dms)
@@ -280,6 +295,8 @@ def _attempt(client: WebClient, claim: _Claim, *, now: datetime, dms: dict[str, 
         return _Outcome("failed", error=str(error))
     except _SLACK_ERRORS as error:
         return _failure(error, claim=claim, now=now, posting=False)
+    if claim.chart:
+        return _upload_chart(client, claim, channel=channel, now=now, store=store)
     try:
         response = client.chat_postMessage(
             channel=channel,
@@ -291,6 +308,36 @@ def _attempt(client: WebClient, claim: _Claim, *, now: datetime, dms: dict[str, 
     except _SLACK_ERRORS as error:
         return _failure(error, claim=claim, now=now, posting=True)
     return _Outcome("sent", channel=response["channel"], ts=response["ts"])
+
+
+def _upload_chart(client: WebClient, claim: _Claim, *, channel: str, now: datetime, store: Store) -> _Outcome:
+    """Draw the metric's chart now and upload it (files_upload_v2) under the thread, named after the row.
+
+    Files carry no metadata, so the row's own file name (`_chart_filename`) is what an in-doubt check
+    looks for. A metric with no monthly figures left has nothing to draw: recorded as sent, posting nothing.
+    """
+    with store.session() as session:
+        chart = metric_chart(claim.chart or "", session=session)
+    if chart is None:
+        return _Outcome("sent", channel=channel)
+    try:
+        response = client.files_upload_v2(
+            content=chart.png,
+            filename=_chart_filename(claim),
+            title=f"{chart.title}: {chart.subtitle}",
+            alt_txt=chart.alt_text,
+            channel=channel,
+            thread_ts=claim.thread[1] if claim.thread else None,
+            initial_comment=claim.text,
+        )
+    except (*_SLACK_ERRORS, SlackRequestError) as error:  # SlackRequestError: the upload POST itself failed
+        return _failure(error, claim=claim, now=now, posting=True)
+    log.debug("outbox %s: uploaded file %s", claim.key, (response.get("file") or {}).get("id"))
+    return _Outcome("sent", channel=channel)  # Slack shares the file asynchronously: no message ts to keep
+
+
+def _chart_filename(claim: _Claim) -> str:
+    return f"{claim.chart}-chart-{claim.id}.png"
 
 
 def _conversation(client: WebClient, target: str, dms: dict[str, str]) -> str:
@@ -314,6 +361,8 @@ def _posted_before(client: WebClient, channel: str, claim: _Claim) -> str | None
             response = client.conversations_history(**common)
         for message in response.get("messages") or []:
             if _outbox_key(message) == claim.key:
+                return message["ts"]
+            if claim.chart and any(f.get("name") == _chart_filename(claim) for f in message.get("files") or []):
                 return message["ts"]
         cursor = (response.get("response_metadata") or {}).get("next_cursor")
         if not cursor:

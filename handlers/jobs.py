@@ -85,11 +85,17 @@ def decide_digest(*, store: Store, channels: list[str], now: datetime) -> int:
     year, week, _ = now.isocalendar()
     with store.session() as session:
         since = last_digest_at(session=session) or now - timedelta(days=7)
-        message = render("digest", digest=build_digest(session=session, since=since, until=now))
-        queued = sum(
-            enqueue(session, key=f"digest:{channel}:{year}-W{week:02d}", target=channel, message=message)
-            for channel in channels
-        )
+        digest = build_digest(session=session, since=since, until=now)
+        message = render("digest", digest=digest, posted=True)
+        queued = 0
+        for channel in channels:
+            key = f"digest:{channel}:{year}-W{week:02d}"
+            queued += enqueue(session, key=key, target=channel, message=message)
+            for metric, name in digest.charts:  # uploaded under the digest once it is posted
+                comment = render("digest_chart", metric_name=name, metric=metric)
+                enqueue(
+                    session, key=f"{key}:chart:{metric}", target=channel, message=comment, thread_of=key, chart=metric
+                )
     log.info("digest: queued for %s of %s channels", queued, len(channels))
     return queued
 

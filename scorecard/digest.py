@@ -66,6 +66,7 @@ class DigestView:
     new_figures: list[NewFigure]
     priorities: list[PriorityCount]
     groups: list[ScorecardGroup]
+    charts: list[tuple[str, str]]  # (metric key, name) whose SPC chart goes in the digest's thread
 
 
 def add_digest_channel(channel_id: str, *, session: Session, actor: str) -> bool:
@@ -160,6 +161,17 @@ def signals_of(views: list[MetricView]) -> list[Signal]:
     return found
 
 
+MAX_CHARTS = 3  # a digest's thread, not a gallery: only the metrics that changed most visibly
+CHARTED_RULES = ("consecutive", "spc")  # alerts judged on monthly figures, which a chart shows
+
+
+def charted(worsened: list[AlertLine], signals: list[Signal]) -> list[tuple[str, str]]:
+    """Where a chart helps: metrics that worsened month on month, then SPC signals; each once, at most 3."""
+    picked = [(a.metric_key, a.metric_name) for a in worsened if a.rule in CHARTED_RULES]
+    picked += [(s.metric_key, s.metric_name) for s in signals]
+    return list(dict.fromkeys(picked))[:MAX_CHARTS]
+
+
 def build_digest(*, session: Session, since: datetime, until: datetime) -> DigestView:
     metrics = _names(session=session)
     opened = session.exec(
@@ -174,13 +186,15 @@ def build_digest(*, session: Session, since: datetime, until: datetime) -> Diges
         PriorityCount(area=group.area, counts=dict(Counter(view.status.value for view in group.metrics)))
         for group in board.groups
     ]
+    worsened, signals = _alert_lines(list(opened), metrics), signals_of(views)
     return DigestView(
         since=since,
         until=until,
-        worsened=_alert_lines(list(opened), metrics),
+        worsened=worsened,
         recovered=_alert_lines(list(recovered), metrics),
-        signals=signals_of(views),
+        signals=signals,
         new_figures=_new_figures(since, until, metrics, session=session),
         priorities=priorities,
         groups=board.groups,
+        charts=charted(worsened, signals),
     )

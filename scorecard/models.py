@@ -306,6 +306,7 @@ class Outbox(SQLModel, table=True):
     key: str = Field(unique=True)  # digest:<channel>:<week> / alert:<metric>:<rule>:<series>:<period>:<user>
     target: str  # a channel id (C…) or a user id (U…, sent as a direct message)
     thread_of: str | None = None  # the key of an earlier message to reply under (e.g. "recovered")
+    chart: str | None = None  # a metric key: upload its SPC chart (into the thread_of thread) instead of posting
     text: str
     blocks: list[dict] = Field(default_factory=list, sa_column=_json_list())
     status: str = Field(default="pending", index=True)  # pending | sending | sent | failed

@@ -392,7 +392,7 @@ class SlackStub:
         page = []
         for m in found[start:end]:
             item = {"type": "message", "user": BOT_USER_ID, "bot_id": BOT_ID, "text": m["text"], "ts": m["ts"]}
-            item.update({k: m[k] for k in ("blocks", "thread_ts") if m.get(k)})
+            item.update({k: m[k] for k in ("blocks", "thread_ts", "files") if m.get(k)})
             item.update({"metadata": m["metadata"]} if with_metadata and m.get("metadata") else {})
             page.append(item)
         cursor = str(end) if end < len(found) else ""
@@ -474,4 +474,10 @@ class SlackStub:
             return _err("file_not_found")
         names = [self._files[f["id"]]["filename"] for f in files]
         out = [{"id": f["id"], "title": f.get("title") or n, "name": n} for f, n in zip(files, names, strict=True)]
+        if channel := body.get("channel_id"):  # shared: Slack posts a message carrying the files
+            comment, thread_ts = body.get("initial_comment") or "", body.get("thread_ts")
+            self.messages.append(
+                {"channel": channel, "ts": self._id("ts"), "text": comment, "blocks": None, "thread_ts": thread_ts}
+            )
+            self.messages[-1]["files"] = out
         return {"ok": True, "files": out}

@@ -157,5 +157,9 @@ def test_cli_posting_sends_each_digest_and_alert_once(tmp_path, slack):
     first, second = pcp("digest", "--post"), pcp("digest", "--post")
     assert first.stdout.strip().startswith("Digest queued for 2 of 2 channels"), first.stderr
     assert second.stdout.strip().startswith("Digest queued for 0 of 2 channels")
-    assert sorted(m["channel"] for m in slack.messages if m["channel"].startswith("C")) == ["C0BOARD", "C0PERF"]
+    digests = [m for m in slack.messages if m["channel"].startswith("C") and not m["thread_ts"]]
+    assert sorted(m["channel"] for m in digests) == ["C0BOARD", "C0PERF"]
+    charts = [(m["channel"], m["thread_ts"], m["files"][0]["name"]) for m in slack.messages if m.get("files")]
+    assert sorted((c, t) for c, t, _ in charts) == sorted((d["channel"], d["ts"]) for d in digests), "one per digest"
+    assert all(name.startswith("knife-crime-chart-") for _, _, name in charts)
     assert BOT_TOKEN not in first.stderr + second.stderr + posted.stderr
