@@ -15,7 +15,8 @@ from slack_sdk import WebClient
 from bot.config import Settings
 from bot.console import run as run_console
 from bot.console import to_terminal
-from bot.db import Store
+from bot.db import Store, make_engine
+from bot.migrate import current, head
 from bot.outbox import delivery_client
 from bot.progress import Progress
 from bot.render import Message, phrase, render, render_plain
@@ -53,6 +54,8 @@ def _parser() -> argparse.ArgumentParser:
     alerts = commands.add_parser("alerts", help="list the alerts evaluation finds now; --post to send them")
     alerts.add_argument("--post", action="store_true", help="record them and send each lead a direct message")
     alerts.add_argument("--as-of", type=date.fromisoformat, help="judge the figures up to this date (default: today)")
+    db = commands.add_parser("db", help="the database schema: `upgrade` to the latest migration, or `current`")
+    db.add_argument("action", choices=["upgrade", "current"])
     commands.add_parser("jobs", help="the scheduled jobs and when each runs next")
     owner = commands.add_parser("owner", help="who leads a metric or priority (and receives its alerts)")
     owner.add_argument("action", choices=["add", "remove", "list"])
@@ -92,6 +95,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(phrase("serve_app_token_rejected", reason=reason), file=sys.stderr)
             return 3
         return 0
+    if args.command == "db":
+        return manage_schema(settings, args.action)
     store = Store.open(settings.database_url)
     try:
         if args.command == "ask":
@@ -119,6 +124,21 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(render_plain("jobs.txt", jobs=upcoming(settings, store), timezone=settings.pcp_timezone).rstrip())
         elif args.command == "owner":
             return manage_leads(store, args.action, args.subject, args.user)
+        return 0
+    finally:
+        store.close()
+
+
+def manage_schema(settings: Settings, action: str) -> int:
+    """`pcp db upgrade` migrates (and seeds a new store) as every start does; `current` only looks."""
+    store = Store(make_engine(settings.database_url))
+    try:
+        if action == "current":
+            revision = current(store.engine)
+            print(phrase("db_current", revision=revision, head=head()))
+            return 0 if revision == head() else 1
+        upgraded = store.prepare()
+        print(phrase("db_upgraded", before=upgraded.before, after=upgraded.after, stamped=upgraded.stamped))
         return 0
     finally:
         store.close()

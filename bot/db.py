@@ -1,23 +1,27 @@
 """The database engine and the unit-of-work session; the store is created and seeded here.
 
 SQLite is the embedded default (a file under data/); any SQLAlchemy URL works, so
-PostgreSQL is a `DATABASE_URL` away. The first start creates the tables and loads the
-plan from data/plan in one transaction.
+PostgreSQL is a `DATABASE_URL` away. Every start runs the schema migrations (bot/migrate.py)
+and, on the first, loads the plan from data/plan in one transaction.
 """
 
 from __future__ import annotations
 
+import fcntl
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from sqlalchemy import Engine, event
-from sqlmodel import Session, SQLModel, create_engine
+from sqlalchemy import Engine, event, text
+from sqlmodel import Session, create_engine
 
+from bot.migrate import Upgraded, upgrade
 from scorecard import models  # noqa: F401  (registers the tables)
 from scorecard.alert_rules import load_rules
 from scorecard.leads import seed_leads
 from scorecard.plan_loader import load_plan, plan_is_loaded
+
+PREPARE_LOCK = 0x70637001  # "pcp" + 1: the advisory lock key every instance takes to start up
 
 
 def normalise_url(url: str) -> str:
@@ -37,7 +41,8 @@ def make_engine(url: str) -> Engine:
         engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
         event.listen(engine, "connect", _sqlite_pragmas)
         return engine
-    return create_engine(url, pool_pre_ping=True)
+    # room for every listener thread's short session (PCP_LISTENER_THREADS) without waiting on the pool
+    return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=30)
 
 
 def _sqlite_pragmas(connection, _record) -> None:
@@ -60,9 +65,40 @@ class Store:
         store.prepare()
         return store
 
-    def prepare(self) -> None:
-        """Create missing tables and seed the plan on first start."""
-        SQLModel.metadata.create_all(self.engine)
+    def prepare(self) -> Upgraded:
+        """Bring the schema to the latest migration and seed the plan on first start.
+
+        Several instances may start at once on one PostgreSQL: `exclusive()` makes them take
+        turns, so exactly one creates the schema and loads the plan; the others find it done.
+        """
+        with self.exclusive():
+            upgraded = upgrade(self.engine)
+            self._seed()
+        return upgraded
+
+    @contextmanager
+    def exclusive(self) -> Iterator[None]:
+        """A lock across processes for the whole of start-up: a PostgreSQL advisory lock, held on a
+        connection of its own; for a SQLite file, an exclusive lock on `<file>.lock` beside it."""
+        if self.engine.dialect.name != "postgresql":
+            database = self.engine.url.database
+            if not database or database == ":memory:":
+                yield
+                return
+            with open(f"{database}.lock", "a") as lock:
+                fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes
+                yield
+            return
+        with self.engine.connect() as connection:
+            connection.execute(text("SELECT pg_advisory_lock(:key)"), {"key": PREPARE_LOCK})
+            connection.commit()
+            try:
+                yield
+            finally:
+                connection.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": PREPARE_LOCK})
+                connection.commit()
+
+    def _seed(self) -> None:
         with self.session() as session:
             if not plan_is_loaded(session=session):
                 load_plan(session=session)
