@@ -62,6 +62,7 @@ TEXTS = [
     "xyzzy", "owner list", "following",
 ]  # fmt: skip
 SLACK_LIMIT_MS = 3000.0
+POOL_LIMIT = 40  # pool_size 10 + max_overflow 30 in bot/db.make_engine
 APOLOGY_PREFIX = "Sorry, pcp could not"  # templates/error.j2 and chart_failed.j2
 
 
@@ -496,8 +497,8 @@ def report(n: int, sent: list[Sent], seconds: float, hooks: list[list], waited: 
           f"{duplicates} duplicated, {apologies} apologies/errors")  # fmt: skip
     print(f"answer time   p50 {answer_pct[50]:.1f}  p99 {answer_pct[99]:.1f} ms (sent -> answer at response_url)")
     opened, busy = servers.connections
-    print(f"PostgreSQL    at most {opened} connections open, {busy} busy at once (all instances; SQLAlchemy's "
-          f"default pool allows {n} x 15)")  # fmt: skip
+    print(f"PostgreSQL    at most {opened} connections open, {busy} busy at once (all instances; each "
+          f"instance's pool allows {POOL_LIMIT}, bot/db.py; {n} x {POOL_LIMIT})")  # fmt: skip
     if servers.split:
         print(f"balancer      requests per instance: {' / '.join(map(str, servers.split))}")
     print(f"instance logs {len(servers.errors)} ERROR lines, {len(servers.warnings)} other warnings; deepest waitress "
