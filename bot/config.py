@@ -6,7 +6,7 @@ Secrets are SecretStr so that printing or logging the settings never shows a tok
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -32,7 +32,13 @@ class Settings(BaseSettings):
     pcp_alert_cron: str = "0 8 * * *"
     pcp_admins: Annotated[list[str], NoDecode] = []
     pcp_scheduler: bool = True  # run the alert, digest and delivery jobs inside pcp serve
+    pcp_delivery_seconds: float = 30  # how often the outbox delivery job runs
+    pcp_delivery_stale_seconds: float | None = None  # /healthz: 503 when delivery has not succeeded for this long
+    #                                                   (default: 3 x PCP_DELIVERY_SECONDS)
+    pcp_shutdown_seconds: float = 20  # after SIGTERM: at most this long to finish requests and jobs, then exit
+    pcp_listener_threads: int = 32  # Bolt workers: each answers one request, including its POST to response_url
     log_level: str = "INFO"
+    log_format: Literal["text", "json"] = "text"  # text for a terminal; json (one object a line) for services
 
     @field_validator("pcp_digest_channels", "pcp_admins", mode="before")
     @classmethod

@@ -42,7 +42,8 @@ def make_engine(url: str) -> Engine:
         event.listen(engine, "connect", _sqlite_pragmas)
         return engine
     # room for every listener thread's short session (PCP_LISTENER_THREADS) without waiting on the pool
-    return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=30)
+    # connect_timeout: an unreachable server fails a connection (and /healthz) in seconds, not minutes
+    return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=30, connect_args={"connect_timeout": 5})
 
 
 def _sqlite_pragmas(connection, _record) -> None:

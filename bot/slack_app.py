@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from concurrent.futures import ThreadPoolExecutor
 
 from slack_bolt import App
 from slack_sdk import WebClient
@@ -43,6 +44,15 @@ def create_app(settings: Settings, *, store: Store) -> App:
     if not any(isinstance(f, _ClientTokenNotice) for f in bolt_log.filters):
         bolt_log.addFilter(_ClientTokenNotice())
     secret = settings.slack_signing_secret.get_secret_value() if settings.slack_signing_secret else None
-    app = App(client=build_client(settings), signing_secret=secret, process_before_response=False)
+    # Bolt's default pool has 5 workers, and a worker stays busy until Slack accepts the answer at response_url;
+    # with Slack taking ~300 ms, five workers cap an instance near 15 answers/s and new commands wait for their ack
+    # (bench/load.py --webhook-delay-ms 300). Acks need a free worker, so the pool is sized for concurrency.
+    executor = ThreadPoolExecutor(max_workers=settings.pcp_listener_threads, thread_name_prefix="pcp-listener")
+    app = App(
+        client=build_client(settings),
+        signing_secret=secret,
+        process_before_response=False,
+        listener_executor=executor,
+    )
     handlers.register(app, store=store, admins=settings.pcp_admins, timezone=settings.pcp_timezone)
     return app
