@@ -131,6 +131,27 @@ def get(url: str) -> Reply:
         return Reply(error.code, error.read().decode(), dict(error.headers))
 
 
+def slash_command_body(text: str, *, user: str, response_url: str) -> str:
+    """`/pcp text` as Slack posts it (form-encoded), answered at `response_url`."""
+    return urllib.parse.urlencode(
+        {
+            "token": "deprecated",
+            "team_id": "T0TEST",
+            "team_domain": "pcp-test",
+            "channel_id": "C0PERF",
+            "channel_name": "performance",
+            "user_id": user,
+            "user_name": "analyst",
+            "command": "/pcp",
+            "text": text,
+            "response_url": response_url,
+            "trigger_id": "123.456.abc",
+            "api_app_id": "A0PCP",
+            "is_enterprise_install": "false",
+        }
+    )
+
+
 class Bot:
     """Our real WSGI app on a real waitress server, talking to the Slack stand-in."""
 
@@ -140,23 +161,7 @@ class Bot:
         self.slack = slack
 
     def command(self, text: str, *, user: str = "U0ANALYST", signed: bool = True, **headers: str) -> Reply:
-        body = urllib.parse.urlencode(
-            {
-                "token": "deprecated",
-                "team_id": "T0TEST",
-                "team_domain": "pcp-test",
-                "channel_id": "C0PERF",
-                "channel_name": "performance",
-                "user_id": user,
-                "user_name": "analyst",
-                "command": "/pcp",
-                "text": text,
-                "response_url": self.slack.response_url("cmd"),
-                "trigger_id": "123.456.abc",
-                "api_app_id": "A0PCP",
-                "is_enterprise_install": "false",
-            }
-        )
+        body = slash_command_body(text, user=user, response_url=self.slack.response_url("cmd"))
         signature = sign(body) if signed else {}
         return post(self.events_url, body, {**signature, **headers}, "application/x-www-form-urlencoded")
 
