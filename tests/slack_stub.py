@@ -81,6 +81,7 @@ def _valid_blocks(blocks: Any, limit: int) -> bool:
 
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
+    request_queue_size = 128  # listen() backlog: the default 5 resets connections when many instances answer at once
 
     def __init__(self, stub: SlackStub) -> None:
         super().__init__(("127.0.0.1", 0), _Handler)
