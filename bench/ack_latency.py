@@ -89,8 +89,8 @@ def stop(proc: subprocess.Popen) -> None:
             proc.wait()
 
 
-def signed_command(i: int, response_url: str) -> tuple[str, dict[str, str]]:
-    """A slash command body as Slack sends it, signed with the current timestamp (like tests/conftest.py)."""
+def signed_command(i: int, response_url: str, texts: list[str] = TEXTS) -> tuple[str, dict[str, str]]:
+    """Slash command `i` (its text from `texts`) as Slack sends it, signed now (like tests/conftest.py)."""
     body = urllib.parse.urlencode(
         {
             "token": "deprecated",
@@ -101,7 +101,7 @@ def signed_command(i: int, response_url: str) -> tuple[str, dict[str, str]]:
             "user_id": USERS[i % len(USERS)],
             "user_name": "analyst",
             "command": "/pcp",
-            "text": TEXTS[i % len(TEXTS)],
+            "text": texts[i % len(texts)],
             "response_url": response_url,
             "trigger_id": f"{i}.456.abc",
             "api_app_id": "A0PCP",

@@ -26,8 +26,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import hashlib
-import hmac
 import http.client
 import http.server
 import itertools
@@ -52,7 +50,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from bench.ack_latency import SECRET, TOKEN, USERS, free_port, percentile, stop  # noqa: E402
+from bench.ack_latency import SECRET, TOKEN, free_port, percentile, signed_command, stop  # noqa: E402
 
 # A mix of what people type: metric names and aliases, typos, priorities, themes, funding, the scorecard,
 # help, vague text that gets suggestions, and the read-only lead/subscription commands (they open a session).
@@ -260,41 +258,14 @@ class Sent:
     error: str = ""  # the exception, when status is 0
 
 
-def signed(i: int, response_url: str) -> tuple[bytes, dict[str, str]]:
-    """Slash command `i` as Slack sends it, signed with the current timestamp (HMAC-SHA256, v0)."""
-    body = urllib.parse.urlencode(
-        {
-            "token": "deprecated",
-            "team_id": "T0TEST",
-            "team_domain": "pcp-load",
-            "channel_id": "C0LOAD",
-            "channel_name": "load",
-            "user_id": USERS[i % len(USERS)],
-            "user_name": "analyst",
-            "command": "/pcp",
-            "text": TEXTS[i % len(TEXTS)],
-            "response_url": response_url,
-            "trigger_id": f"{i}.456.abc",
-            "api_app_id": "A0PCP",
-            "is_enterprise_install": "false",
-        }
-    )
-    ts = str(int(time.time()))
-    digest = hmac.new(SECRET.encode(), f"v0:{ts}:{body}".encode(), hashlib.sha256).hexdigest()
-    headers = {
-        "Content-Type": "application/x-www-form-urlencoded",
-        "X-Slack-Request-Timestamp": ts,
-        "X-Slack-Signature": f"v0={digest}",
-    }
-    return body.encode(), headers
-
-
 def client(port: int, counter: itertools.count, stub_url: str, measure_from: float, until: float) -> list[Sent]:
     """One keep-alive connection, one request at a time until `until`; reconnects after an error."""
     conn, out = http.client.HTTPConnection("127.0.0.1", port, timeout=10), []
     while (now := time.monotonic()) < until:
         i = next(counter)  # atomic under the GIL: every request has its own index and response_url
-        body, headers = signed(i, f"{stub_url}/webhook/r{i}")  # built before the clock starts: we time the server
+        body, headers = signed_command(
+            i, f"{stub_url}/webhook/r{i}", TEXTS
+        )  # built before the clock starts: we time the server
         at, started = time.monotonic(), time.perf_counter()
         try:
             conn.request("POST", "/slack/events", body=body, headers=headers)
