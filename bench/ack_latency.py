@@ -118,20 +118,25 @@ def signed_command(i: int, response_url: str, texts: list[str] = TEXTS) -> tuple
     return body, headers
 
 
+def post(conn: http.client.HTTPConnection, body: str, headers: dict[str, str]) -> int:
+    """POST one request to /slack/events on a keep-alive connection: its HTTP status, 0 on a connection error."""
+    try:
+        conn.request("POST", "/slack/events", body=body, headers=headers)
+        response = conn.getresponse()
+        response.read()
+        return response.status
+    except (OSError, http.client.HTTPException):
+        conn.close()  # the next request reconnects
+        return 0
+
+
 def worker(conn: http.client.HTTPConnection, indices: range, response_url: str) -> list[tuple[float, int]]:
     """Send requests one at a time on a keep-alive connection: (latency ms, status; 0 = connection error)."""
     results = []
     for i in indices:
         body, headers = signed_command(i, response_url)  # built before the clock starts: we time the server
         started = time.perf_counter()
-        try:
-            conn.request("POST", "/slack/events", body=body, headers=headers)
-            response = conn.getresponse()
-            response.read()
-            status = response.status
-        except (OSError, http.client.HTTPException):
-            conn.close()  # the next request reconnects
-            status = 0
+        status = post(conn, body, headers)
         results.append(((time.perf_counter() - started) * 1000, status))
     return results
 

@@ -50,7 +50,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from bench.ack_latency import SECRET, TOKEN, free_port, percentile, signed_command, stop  # noqa: E402
+from bench.ack_latency import SECRET, TOKEN, free_port, percentile, post, signed_command, stop  # noqa: E402
 
 # A mix of what people type: metric names and aliases, typos, priorities, themes, funding, the scorecard,
 # help, vague text that gets suggestions, and the read-only lead/subscription commands (they open a session).
@@ -255,7 +255,6 @@ class Sent:
     ms: float  # ack latency
     status: int  # HTTP status; 0 = connection error or timeout
     measured: bool  # False during warm-up
-    error: str = ""  # the exception, when status is 0
 
 
 def client(port: int, counter: itertools.count, stub_url: str, measure_from: float, until: float) -> list[Sent]:
@@ -263,18 +262,10 @@ def client(port: int, counter: itertools.count, stub_url: str, measure_from: flo
     conn, out = http.client.HTTPConnection("127.0.0.1", port, timeout=10), []
     while (now := time.monotonic()) < until:
         i = next(counter)  # atomic under the GIL: every request has its own index and response_url
-        body, headers = signed_command(
-            i, f"{stub_url}/webhook/r{i}", TEXTS
-        )  # built before the clock starts: we time the server
+        # built before the clock starts: we time the server
+        body, headers = signed_command(i, f"{stub_url}/webhook/r{i}", TEXTS)
         at, started = time.monotonic(), time.perf_counter()
-        try:
-            conn.request("POST", "/slack/events", body=body, headers=headers)
-            response = conn.getresponse()
-            response.read()
-            status = response.status
-        except (OSError, http.client.HTTPException):
-            conn.close()
-            status = 0
+        status = post(conn, body, headers)
         out.append(Sent(i, at, (time.perf_counter() - started) * 1000, status, now >= measure_from))
     conn.close()
     return out
@@ -462,7 +453,7 @@ def report(n: int, sent: list[Sent], seconds: float, hooks: list[list], waited: 
     print(f"requests      {row['requests']} measured ({len(sent)} sent in all)")
     print(f"throughput    {row['rps']:.1f} req/s")
     print(f"ack latency   p50 {pct[50]:.1f}  p90 {pct[90]:.1f}  p99 {pct[99]:.1f}  max {row['max']:.1f} ms")
-    kinds = Counter(f"HTTP {s.status}" if s.status else s.error for s in http_errors)
+    kinds = Counter(f"HTTP {s.status}" if s.status else "connection error or timeout" for s in http_errors)
     print(f"HTTP errors   {len(http_errors)}" + "".join(f"\n              {k} x{c}" for k, c in kinds.most_common(5)))
     print(f"answers       {delivered} delivered, {missing} missing after {waited:.1f} s wait, "
           f"{duplicates} duplicated, {apologies} apologies/errors")  # fmt: skip
