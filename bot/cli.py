@@ -76,9 +76,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     settings = Settings()
     if args.command == "serve":
-        from bot.runtime import configure_logging, secrets_of, serve
+        from bot.runtime import serve  # configures logging itself
 
-        configure_logging(settings.log_level, log_format=settings.log_format, secrets=secrets_of(settings))
         if not settings.has_slack_credentials:
             print(phrase("serve_needs_credentials"), file=sys.stderr)
             return 2

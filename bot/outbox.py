@@ -29,7 +29,7 @@ from typing import Any, Literal
 
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError, SlackRequestError
-from sqlalchemy import ColumnElement, and_, or_, update
+from sqlalchemy import ColumnElement, and_, case, func, or_, update
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import Session, col, select
@@ -214,6 +214,31 @@ def deliver_due(
             outcome = _attempt(client, claim, now=now, dms=dms, store=store)
             _record(store, claim, outcome, now=now, admins=admins, report=report)
     return report
+
+
+def backlog(store: Store, *, now: datetime) -> dict[str, int | float | None]:
+    """For /healthz: undelivered rows (`pending`, including `sending`), `failed` rows, and how long the
+    longest-waiting due row has been due (`oldest_due_seconds`; None when nothing is due). One grouped
+    query; sent rows, the bulk of the table, are left out by the status index."""
+    now = _utc(now)
+    statement = (
+        select(col(Outbox.status), func.count(), func.min(case((_due(now), col(Outbox.next_attempt_at)))))
+        .where(col(Outbox.status).in_(("pending", "sending", "failed")))
+        .group_by(col(Outbox.status))
+    )
+    pending = failed = 0
+    oldest: datetime | None = None
+    with store.session() as session:
+        rows = session.exec(statement).all()
+    for status, count, due_since in rows:
+        if status == "failed":
+            failed += count
+        else:
+            pending += count
+            if due_since is not None:
+                oldest = _utc(due_since) if oldest is None else min(oldest, _utc(due_since))
+    waited = None if oldest is None else round(max(0.0, (now - oldest).total_seconds()), 1)
+    return {"pending": pending, "failed": failed, "oldest_due_seconds": waited}
 
 
 # Claiming

@@ -22,14 +22,12 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from slack_bolt import App
 from slack_bolt.adapter.wsgi import SlackRequestHandler
-from sqlalchemy import Connection, and_, case, func, or_, select, text
-from sqlmodel import col
 from waitress import wasyncore
 from waitress.channel import HTTPChannel
 from waitress.server import BaseWSGIServer, create_server
 
 from bot.db import Store
-from scorecard.models import Outbox
+from bot.outbox import backlog
 
 if TYPE_CHECKING:
     from typing import TypeAlias
@@ -51,35 +49,25 @@ WSGIApp = Callable[[dict, Callable], Iterable[bytes]]
 
 
 def health(store: Store, *, scheduler: SchedulerInfo = None) -> tuple[bool, dict[str, Any]]:
-    """(healthy, JSON body) for GET /healthz; costs one query and never raises.
+    """(healthy, JSON body) for GET /healthz; costs one query (the outbox backlog) and never raises.
 
     `scheduler` is what this process runs: a `JobMonitor` (its scheduler must be running and its
     delivery job must have succeeded recently), "disabled" (PCP_SCHEDULER=false: another instance
-    delivers), or None when the app was built without one (tests, benchmarks): then only the
-    database is reported, as `{"status", "database"}`. The body names problems in fixed words,
-    never an exception's text, which could hold a URL or a secret.
+    delivers), or None when the app was built without one (tests, benchmarks): then the scheduler
+    is not reported. The body names problems in fixed words, never an exception's text, which could
+    hold a URL or a secret.
     """
-    if scheduler is None:
-        try:
-            with store.engine.connect() as connection:
-                connection.execute(text("SELECT 1"))
-            return True, {"status": "ok", "database": "ok"}
-        except Exception as error:  # any failure means unhealthy; the reason goes to the log, not the body
-            log.warning("health check failed: %s", type(error).__name__)
-            return False, {"status": "error", "database": "unavailable"}
-
     problems: list[str] = []
     body: dict[str, Any] = {"status": "ok", "database": "ok"}
     try:
-        with store.engine.connect() as connection:
-            body["outbox"] = outbox_backlog(connection, now=datetime.now(UTC))  # the one query: the database answers
-    except Exception as error:
+        body["outbox"] = backlog(store, now=datetime.now(UTC))  # the one query: the database answers
+    except Exception as error:  # any failure means unhealthy; the reason's kind goes to the log, not the body
         log.warning("health check: the database did not answer (%s)", type(error).__name__)
         body["database"], body["outbox"] = "unavailable", None
         problems.append("database unavailable")
     if scheduler == "disabled":
         body["scheduler"] = "disabled"
-    else:
+    elif scheduler is not None:
         reading = scheduler.health()
         body["scheduler"] = reading.state
         body["delivery"] = {
@@ -97,33 +85,6 @@ def health(store: Store, *, scheduler: SchedulerInfo = None) -> tuple[bool, dict
         body["status"] = "error"
     body["problems"] = problems
     return not problems, body
-
-
-def outbox_backlog(connection: Connection, *, now: datetime) -> dict[str, int | float | None]:
-    """Undelivered rows (`pending`, including `sending`), `failed` rows, and how long the longest-waiting
-    due row has been due (`oldest_due_seconds`; None when nothing is due). One grouped query; sent rows,
-    the bulk of the table, are left out by the status index."""
-    due = and_(
-        col(Outbox.next_attempt_at) <= now,
-        or_(col(Outbox.status) == "pending", col(Outbox.claimed_until) < now),  # `sending` past its lease: in doubt
-    )
-    statement = (
-        select(col(Outbox.status), func.count(), func.min(case((due, col(Outbox.next_attempt_at)))))
-        .where(col(Outbox.status).in_(("pending", "sending", "failed")))
-        .group_by(col(Outbox.status))
-    )
-    pending = failed = 0
-    oldest: datetime | None = None
-    for status, count, due_since in connection.execute(statement):
-        if status == "failed":
-            failed += count
-            continue
-        pending += count
-        if due_since is not None:
-            due_since = due_since.replace(tzinfo=UTC) if due_since.tzinfo is None else due_since
-            oldest = due_since if oldest is None else min(oldest, due_since)
-    waited = None if oldest is None else round(max(0.0, (now - oldest).total_seconds()), 1)
-    return {"pending": pending, "failed": failed, "oldest_due_seconds": waited}
 
 
 # The WSGI app

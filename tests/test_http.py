@@ -97,7 +97,8 @@ def test_a_miss_offers_suggestions_as_buttons(bot):
 def test_healthz_reports_the_database(bot):
     reply = get(f"{bot.base_url}/healthz")
     assert reply.status == 200
-    assert json.loads(reply.body) == {"status": "ok", "database": "ok"}
+    empty = {"pending": 0, "failed": 0, "oldest_due_seconds": None}
+    assert json.loads(reply.body) == {"status": "ok", "database": "ok", "outbox": empty, "problems": []}
 
 
 def test_unknown_paths_are_404(bot):
