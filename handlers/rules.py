@@ -33,6 +33,14 @@ def is_rules_command(text: str) -> bool:
     return text.split(maxsplit=1)[0].lower() in ("rule", "rules") if text.split() else False
 
 
+class _Refused(Exception):
+    """A change pcp will not make; `context` names the problem for templates/rules.j2."""
+
+    def __init__(self, problem: str, **context: str) -> None:
+        super().__init__(problem)
+        self.context = {"problem": problem, **context}
+
+
 def rules_command(text: str, *, user_id: str, admins: list[str], store: Store) -> Message:
     word, _, rest = text.strip().partition(" ")
     words = rest.split()
@@ -45,9 +53,12 @@ def rules_command(text: str, *, user_id: str, admins: list[str], store: Store) -
             return _reset(" ".join(words[:-1]), user_id=user_id, store=store)
         if len(words) >= 3 and words[-2].lower() in RULE_WORDS:
             return _change(" ".join(words[:-2]), words[-2].lower(), words[-1].lower(), user_id=user_id, store=store)
-    except AlertRulesError as error:
-        return render("rules", metric=None, rules=[], changes=[], problem=str(error), query=rest)
-    return render("rules", metric=None, rules=[], changes=[], problem="usage", query=rest)
+        raise _Refused("usage")
+    except AlertRulesError as error:  # the rule itself is invalid: the domain says why
+        refusal = _Refused("invalid", reason=str(error))
+    except _Refused as refused:
+        refusal = refused
+    return render("rules", **{"metric": None, "rules": [], "changes": [], "query": rest, **refusal.context})
 
 
 def _show(query: str, *, store: Store) -> Message:
@@ -65,7 +76,7 @@ def _exact_metric(query: str, *, store: Store) -> str:
         resolution = resolve(query, session=session)
     if resolution.kind is not Kind.METRIC or resolution.corrected_from is not None:
         hint = ", ".join(s.command for s in resolution.suggestions) or resolution.command or ""
-        raise AlertRulesError(f"“{query}” is not a metric" + (f" (did you mean {hint}?)" if hint else ""))
+        raise _Refused("not_exact", typed=query, hint=hint)
     return resolution.key or ""
 
 
@@ -74,13 +85,13 @@ def _value(text: str, param: str | None) -> tuple[dict[str, Any] | None, bool]:
     if text in SWITCHES:
         return None, SWITCHES[text]
     if param is None:
-        raise AlertRulesError("the SPC rule has no value: write `on` or `off`")
+        raise _Refused("spc_no_value")
     if param == "value" and text == "baseline":
         return {param: "baseline"}, True
     try:
         number = float(text.rstrip("%").replace(",", ""))
     except ValueError:
-        raise AlertRulesError(f"“{text}” is not a number, `on` or `off`") from None
+        raise _Refused("not_a_number", value=text) from None
     return {param: int(number) if number.is_integer() else number}, True
 
 

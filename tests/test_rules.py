@@ -110,9 +110,9 @@ def test_a_changed_run_length_decides_whether_leads_are_alerted(admin_bot, fresh
     [
         ("rule knife-crime run 1", "knife-crime: consecutive count must be a whole number, 2 or more, not 1."),
         ("rule knife-crime margin -3", "knife-crime: baseline_margin margin_percent must be a number of per cent"),
-        ("rule knife-crime margin lots", "“lots” is not a number, `on` or `off`."),
+        ("rule knife-crime margin lots", "“lots” is not a number, `on` or `off`. Nothing was changed."),
         ("rule knif crime margin 3", "“knif crime” is not a metric (did you mean"),
-        ("rule knife-crime spc 3", "the SPC rule has no value: write `on` or `off`."),
+        ("rule knife-crime spc 3", "The SPC rule has no value: write `on` or `off`. Nothing was changed."),
         ("rule cyber-dashboard run off", "cyber-dashboard has no consecutive rule to switch on or off"),
         ("rule knife-crime frob 3", "pcp did not understand “knife-crime frob 3”."),
     ],
