@@ -63,11 +63,8 @@ def _threshold_value(value: Any) -> str | None:
 
 def _count(value: Any) -> str | None:
     # one worse month is exactly the single-month noise alerts must not react to
-    return (
-        None
-        if isinstance(value, int) and not isinstance(value, bool) and value >= 2
-        else "must be a whole number, 2 or more"
-    )
+    whole = _is_number(value) and isinstance(value, int)
+    return None if whole and value >= 2 else "must be a whole number, 2 or more"
 
 
 PARAMS: dict[str, dict[str, Callable[[Any], str | None]]] = {
@@ -302,4 +299,6 @@ def _described(rule: Rule | None) -> str:
     if rule is None:
         return "none"
     values = ", ".join(f"{name} {value}" for name, value in rule.params.items())
-    return (values or "on") if rule.enabled else f"off ({values})" if values else "off"
+    if rule.enabled:
+        return values or "on"
+    return f"off ({values})" if values else "off"
